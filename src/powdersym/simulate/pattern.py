@@ -1,0 +1,133 @@
+"""The forward model: crystals in, powder patterns on an instrument's grid out (batched, CPU or CUDA)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from powdersym.simulate.instruments import Instrument, preset
+from powdersym.simulate.reflections import Reflections, enumerate_reflections, structure_factor_squared
+from powdersym.simulate.render import render, render_plan
+from powdersym.simulate.scattering import Neutron, XRay, radiation as default_radiation
+from powdersym.structures.crystal import Crystal, CrystalBatch
+
+
+@dataclass
+class Sticks:
+    """Integrated peak intensities before profiles: one stick per reflection and wavelength line.
+
+    positions, intensities: [B, R, L] (x units; NaN position = none); reflections: the hkl list [B, R];
+    f2: |F|^2 [B, R]; multiplicity 2 per half-sphere reflection (Friedel pair) is included in intensities.
+    """
+
+    positions: torch.Tensor
+    intensities: torch.Tensor
+    reflections: Reflections
+    f2: torch.Tensor
+
+
+def _as_batch(crystals: CrystalBatch | Crystal | Sequence[Crystal], device, dtype) -> CrystalBatch:
+    if isinstance(crystals, CrystalBatch):
+        return crystals if device is None else crystals.to(device)
+    if isinstance(crystals, Crystal):
+        crystals = [crystals]
+    return CrystalBatch.from_crystals(list(crystals), device=device or "cpu", dtype=dtype)
+
+
+def compute_sticks(
+    batch: CrystalBatch, instrument: Instrument, radiation: XRay | Neutron | None = None, margin: float = 0.0
+) -> Sticks:
+    """Reflections, |F|^2, Lorentz(-polarisation), multiplicity and line weights for a batch of crystals."""
+    radiation = radiation or default_radiation(instrument.radiation)
+    if isinstance(radiation, Neutron):
+        radiation.check(batch.species[batch.mask])
+    d_min, d_max = instrument.d_spacing_range(margin)
+    refl = enumerate_reflections(batch.lattice, d_min, d_max)
+    f2 = structure_factor_squared(batch, refl, radiation)
+    positions = instrument.peak_positions(refl.d)  # [B, R, L]
+    lp = instrument.lorentz_polarisation(refl.d, positions, radiation.polarised)
+    weights = instrument.line_weights(positions.dtype, positions.device)
+    intensities = 2.0 * f2[..., None] * lp * weights  # 2: both members of the Friedel pair
+    missing = ~refl.mask[..., None] | torch.isnan(positions)
+    positions = torch.where(missing, torch.nan, positions)
+    intensities = torch.where(missing, torch.zeros_like(intensities), intensities)
+    return Sticks(positions=positions, intensities=intensities, reflections=refl, f2=f2)
+
+
+def simulate(
+    crystals: CrystalBatch | Crystal | Sequence[Crystal],
+    instrument: Instrument | str = "neutron-cw",
+    radiation: XRay | Neutron | None = None,
+    *,
+    normalise: bool = True,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Powder patterns [B, n_points] on the instrument's grid (`instrument.grid()`), max-normalised to 1.
+
+    crystals: a CrystalBatch (any device) or Crystal objects. Differentiable with respect to the batch's
+    lattice parameters and coordinates.
+    """
+    inst = preset(instrument) if isinstance(instrument, str) else instrument
+    batch = _as_batch(crystals, device, dtype)
+    plan = render_plan(inst, str(batch.device), batch.lattice.dtype)
+    sticks = compute_sticks(batch, inst, radiation, margin=plan.margin)
+    b = len(batch)
+    pattern = render(sticks.positions.reshape(b, -1), sticks.intensities.reshape(b, -1), inst)
+    if normalise:
+        pattern = pattern / pattern.amax(1, keepdim=True).clamp(min=torch.finfo(pattern.dtype).tiny)
+    return pattern
+
+
+@dataclass
+class PeakList:
+    """Peaks of one crystal for one wavelength line, reflections of equal d merged.
+
+    position: x (2theta deg or ToF µs); d (Å); intensity: integrated, relative (strongest = 100);
+    multiplicity: number of hkl merged into the peak; hkl: one representative (largest h, k, l) per peak.
+    """
+
+    position: np.ndarray
+    d: np.ndarray
+    intensity: np.ndarray
+    multiplicity: np.ndarray
+    hkl: np.ndarray
+
+
+def peak_list(
+    crystal: Crystal,
+    instrument: Instrument | str = "neutron-cw",
+    radiation: XRay | Neutron | None = None,
+    *,
+    line: int = 0,
+    d_tolerance: float = 1e-5,
+    min_intensity: float = 1e-3,
+) -> PeakList:
+    """Merged peaks inside the instrument's range (float64), e.g. for tick marks or a comparison with a peak table.
+
+    Peaks weaker than min_intensity (percent of the strongest) are dropped, like pymatgen's SCALED_INTENSITY_TOL.
+    """
+    inst = preset(instrument) if isinstance(instrument, str) else instrument
+    batch = CrystalBatch.from_crystals([crystal], dtype=torch.float64)
+    sticks = compute_sticks(batch, inst, radiation)
+    pos = sticks.positions[0, :, line].numpy()
+    inten = sticks.intensities[0, :, line].numpy()
+    d = sticks.reflections.d[0].numpy()
+    hkl = sticks.reflections.hkl[0].numpy().astype(int)
+    grid = inst.grid()
+    keep = np.isfinite(pos) & (pos >= grid[0]) & (pos <= grid[-1])
+    pos, inten, d, hkl = pos[keep], inten[keep], d[keep], hkl[keep]
+    order = np.argsort(-d, kind="stable")
+    pos, inten, d, hkl = pos[order], inten[order], d[order], hkl[order]
+    group = np.concatenate([[0], np.cumsum(np.diff(d) < -d_tolerance * d[1:])]) if len(d) else np.zeros(0, int)
+    n = int(group[-1]) + 1 if len(group) else 0
+    total = np.bincount(group, weights=inten, minlength=n)
+    count = np.bincount(group, minlength=n) * 2  # Friedel mates
+    first = np.searchsorted(group, np.arange(n))
+    rep = np.array([sorted(map(tuple, np.abs(hkl[group == g])), reverse=True)[0] for g in range(n)]).reshape(-1, 3)
+    relative = 100.0 * total / total.max() if n else total
+    strong = relative >= min_intensity
+    return PeakList(pos[first][strong], d[first][strong], relative[strong], count[strong], rep[strong])

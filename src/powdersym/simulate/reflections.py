@@ -1,0 +1,95 @@
+"""Reflections and structure factors for batches of crystals.
+
+Every hkl of the reciprocal lattice with d >= d_min is generated (one of each Friedel pair, counted twice), so
+systematic absences and multiplicities emerge from the structure factors rather than from a rule list.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from powdersym.structures.crystal import CrystalBatch, lattice_matrix
+
+
+@dataclass
+class Reflections:
+    """Per crystal, padded: hkl [B, R, 3] (float), d [B, R] (Å), mask [B, R] (real reflection, not padding)."""
+
+    hkl: torch.Tensor
+    d: torch.Tensor
+    mask: torch.Tensor
+
+
+def reciprocal_metric(lattice: torch.Tensor) -> torch.Tensor:
+    """G* [B, 3, 3] such that 1/d^2 = h G* h^T (differentiable in the lattice parameters)."""
+    cell = lattice_matrix(lattice)  # rows a, b, c
+    recip = torch.linalg.inv(cell).transpose(-1, -2)  # rows a*, b*, c* (no 2 pi)
+    return recip @ recip.transpose(-1, -2)
+
+
+@lru_cache(maxsize=64)
+def _half_sphere_box(h_max: int, k_max: int, l_max: int) -> torch.Tensor:
+    """All hkl in the box |h|<=h_max... with one member of each Friedel pair and without 000: [R, 3]."""
+    h = torch.arange(0, h_max + 1)
+    k = torch.arange(-k_max, k_max + 1)
+    l = torch.arange(-l_max, l_max + 1)
+    hkl = torch.cartesian_prod(h, k, l)
+    keep = (hkl[:, 0] > 0) | ((hkl[:, 0] == 0) & ((hkl[:, 1] > 0) | ((hkl[:, 1] == 0) & (hkl[:, 2] > 0))))
+    return hkl[keep]
+
+
+def enumerate_reflections(lattice: torch.Tensor, d_min: float, d_max: float = math.inf) -> Reflections:
+    """Half-sphere reflections with d_min <= d <= d_max for each crystal of a batch (lattice [B, 6])."""
+    with torch.no_grad():
+        lengths = lattice[:, :3].detach()
+        bounds = torch.floor(lengths.max(0).values / d_min).long().tolist()  # |h| <= |a| / d_min
+        box = _half_sphere_box(*bounds).to(device=lattice.device, dtype=lattice.dtype)  # [R_box, 3]
+        metric = reciprocal_metric(lattice.detach())
+        inv_d2 = torch.einsum("ri,bij,rj->br", box, metric, box)  # [B, R_box]
+        keep = (inv_d2 <= 1.0 / d_min**2) & (inv_d2 >= 1.0 / d_max**2)
+        count = keep.sum(1)
+        r = max(int(count.max()), 1)
+        order = torch.argsort(keep.to(torch.int8), dim=1, descending=True, stable=True)[:, :r]
+        hkl = box[order]  # [B, R, 3]
+        mask = torch.arange(r, device=lattice.device)[None, :] < count[:, None]
+    inv_d2 = torch.einsum("bri,bij,brj->br", hkl, reciprocal_metric(lattice), hkl)  # with gradients
+    d = torch.where(mask, 1.0 / torch.sqrt(inv_d2.clamp(min=1e-12)), torch.ones_like(inv_d2))
+    return Reflections(hkl=hkl, d=d, mask=mask)
+
+
+def species_slots(species: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distinct species of each crystal: slot of each atom [B, N] and species of each slot [B, S]."""
+    sorted_species, order = species.sort(dim=1)
+    first = torch.ones_like(sorted_species, dtype=torch.bool)
+    first[:, 1:] = sorted_species[:, 1:] != sorted_species[:, :-1]
+    slot_sorted = torch.cumsum(first.long(), 1) - 1
+    slot = torch.empty_like(slot_sorted).scatter_(1, order, slot_sorted)
+    n_slots = int(slot_sorted.max()) + 1
+    slot_species = torch.zeros(species.shape[0], n_slots, dtype=species.dtype, device=species.device)
+    slot_species.scatter_(1, slot_sorted, sorted_species)
+    return slot, slot_species
+
+
+def structure_factor_squared(batch: CrystalBatch, refl: Reflections, radiation) -> torch.Tensor:
+    """|F(hkl)|^2 [B, R] with occupancies and isotropic Debye-Waller factors exp(-B s^2), s = 1/(2d).
+
+    F = sum_j occ_j f_j(s) exp(-B_j s^2) exp(2 pi i h.x_j); in barns (neutron, b in fm: x 1e-2) or
+    electrons^2 (X-ray). Padding atoms have zero occupancy.
+    """
+    s2 = 0.25 / refl.d**2  # [B, R]
+    slot, slot_species = species_slots(batch.species)
+    factors = radiation.scattering_factors(slot_species, s2)  # [B, R, S]
+    f_atom = torch.gather(factors, 2, slot[:, None, :].expand(-1, s2.shape[1], -1))  # [B, R, N]
+    weight = batch.occupancy * batch.mask  # [B, N]
+    amplitude = f_atom * weight[:, None, :] * torch.exp(-s2[:, :, None] * batch.b_iso[:, None, :])
+    phase = (2 * math.pi) * torch.einsum("bri,bni->brn", refl.hkl, batch.frac_coords)  # [B, R, N]
+    real = (amplitude * torch.cos(phase)).sum(-1)
+    imag = (amplitude * torch.sin(phase)).sum(-1)
+    f2 = real**2 + imag**2
+    if radiation.name == "neutron":
+        f2 = f2 * 1e-2  # fm^2 -> barn
+    return torch.where(refl.mask, f2, torch.zeros_like(f2))
