@@ -65,6 +65,7 @@ def simulate(
     normalise: bool = True,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
+    chunk_size: int | None = None,
 ) -> torch.Tensor:
     """Powder patterns [B, n_points] on the instrument's grid (`instrument.grid()`), max-normalised to 1.
 
@@ -74,9 +75,15 @@ def simulate(
     inst = preset(instrument) if isinstance(instrument, str) else instrument
     batch = _as_batch(crystals, device, dtype)
     plan = render_plan(inst, str(batch.device), batch.lattice.dtype)
-    sticks = compute_sticks(batch, inst, radiation, margin=plan.margin)
-    b = len(batch)
-    pattern = render(sticks.positions.reshape(b, -1), sticks.intensities.reshape(b, -1), inst)
+    if chunk_size is None:  # small chunks keep the [chunk, reflections, atoms] arrays in a CPU's cache
+        chunk_size = 512 if batch.device.type == "cuda" else 4
+    patterns = []
+    for start in range(0, len(batch), chunk_size):
+        part = batch[start : start + chunk_size]
+        sticks = compute_sticks(part, inst, radiation, margin=plan.margin)
+        b = len(part)
+        patterns.append(render(sticks.positions.reshape(b, -1), sticks.intensities.reshape(b, -1), inst))
+    pattern = torch.cat(patterns)
     if normalise:
         pattern = pattern / pattern.amax(1, keepdim=True).clamp(min=torch.finfo(pattern.dtype).tiny)
     return pattern

@@ -53,25 +53,32 @@ def enumerate_reflections(lattice: torch.Tensor, d_min: float, d_max: float = ma
         keep = (inv_d2 <= 1.0 / d_min**2) & (inv_d2 >= 1.0 / d_max**2)
         count = keep.sum(1)
         r = max(int(count.max()), 1)
-        order = torch.argsort(keep.to(torch.int8), dim=1, descending=True, stable=True)[:, :r]
-        hkl = box[order]  # [B, R, 3]
+        # compaction: the k-th kept reflection of a crystal goes to column k (padding points at hkl 000)
+        column = torch.where(keep, torch.cumsum(keep, 1) - 1, r)
+        order = torch.zeros(len(lattice), r + 1, dtype=torch.long, device=lattice.device)
+        order.scatter_(1, column, torch.arange(box.shape[0], device=lattice.device).expand_as(column))
+        hkl = box[order[:, :r]]  # [B, R, 3]
         mask = torch.arange(r, device=lattice.device)[None, :] < count[:, None]
     inv_d2 = torch.einsum("bri,bij,brj->br", hkl, reciprocal_metric(lattice), hkl)  # with gradients
     d = torch.where(mask, 1.0 / torch.sqrt(inv_d2.clamp(min=1e-12)), torch.ones_like(inv_d2))
     return Reflections(hkl=hkl, d=d, mask=mask)
 
 
-def species_slots(species: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distinct species of each crystal: slot of each atom [B, N] and species of each slot [B, S]."""
-    sorted_species, order = species.sort(dim=1)
-    first = torch.ones_like(sorted_species, dtype=torch.bool)
-    first[:, 1:] = sorted_species[:, 1:] != sorted_species[:, :-1]
-    slot_sorted = torch.cumsum(first.long(), 1) - 1
-    slot = torch.empty_like(slot_sorted).scatter_(1, order, slot_sorted)
-    n_slots = int(slot_sorted.max()) + 1
-    slot_species = torch.zeros(species.shape[0], n_slots, dtype=species.dtype, device=species.device)
-    slot_species.scatter_(1, slot_sorted, sorted_species)
-    return slot, slot_species
+def scatterer_types(species: torch.Tensor, b_iso: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Distinct (species, B) pairs of each crystal: type of each atom [B, N], species [B, T] and B [B, T] of
+    each type. Scattering and Debye-Waller factors are then computed once per type, not once per atom."""
+    key = species.to(torch.float64) * 4096.0 + b_iso.detach().to(torch.float64).clamp(0, 4095)
+    sorted_key, order = key.sort(dim=1)
+    first = torch.ones_like(sorted_key, dtype=torch.bool)
+    first[:, 1:] = sorted_key[:, 1:] != sorted_key[:, :-1]
+    type_sorted = torch.cumsum(first.long(), 1) - 1
+    atom_type = torch.empty_like(type_sorted).scatter_(1, order, type_sorted)
+    n_types = int(type_sorted.max()) + 1
+    type_species = torch.zeros(species.shape[0], n_types, dtype=species.dtype, device=species.device)
+    type_species.scatter_(1, atom_type, species)
+    type_b = torch.zeros(species.shape[0], n_types, dtype=b_iso.dtype, device=b_iso.device)
+    type_b = type_b.scatter(1, atom_type, b_iso)  # differentiable in B
+    return atom_type, type_species, type_b
 
 
 def structure_factor_squared(batch: CrystalBatch, refl: Reflections, radiation) -> torch.Tensor:
@@ -81,11 +88,10 @@ def structure_factor_squared(batch: CrystalBatch, refl: Reflections, radiation) 
     electrons^2 (X-ray). Padding atoms have zero occupancy.
     """
     s2 = 0.25 / refl.d**2  # [B, R]
-    slot, slot_species = species_slots(batch.species)
-    factors = radiation.scattering_factors(slot_species, s2)  # [B, R, S]
-    f_atom = torch.gather(factors, 2, slot[:, None, :].expand(-1, s2.shape[1], -1))  # [B, R, N]
-    weight = batch.occupancy * batch.mask  # [B, N]
-    amplitude = f_atom * weight[:, None, :] * torch.exp(-s2[:, :, None] * batch.b_iso[:, None, :])
+    atom_type, type_species, type_b = scatterer_types(batch.species, batch.b_iso)
+    factors = radiation.scattering_factors(type_species, s2) * torch.exp(-s2[:, :, None] * type_b[:, None, :])
+    f_atom = torch.gather(factors, 2, atom_type[:, None, :].expand(-1, s2.shape[1], -1))  # [B, R, N]
+    amplitude = f_atom * (batch.occupancy * batch.mask)[:, None, :]
     phase = (2 * math.pi) * torch.einsum("bri,bni->brn", refl.hkl, batch.frac_coords)  # [B, R, N]
     real = (amplitude * torch.cos(phase)).sum(-1)
     imag = (amplitude * torch.sin(phase)).sum(-1)

@@ -32,6 +32,7 @@ class RenderPlan:
     margin: float  # sticks further than this (u) outside the grid are dropped
     nodes: torch.Tensor  # [M] node positions (u)
     node_widths: torch.Tensor  # [M] FWHM^2 (u units) at the nodes
+    widths: torch.Tensor  # [n_fft] FWHM^2 (u units) at each fine point, clamped to the grid's ends
     kernels_hat: torch.Tensor  # [M, n_fft // 2 + 1] complex: rfft of each node's profile / B-spline transfer
 
 
@@ -83,10 +84,8 @@ def render_plan(inst: Instrument, device: str = "cpu", dtype: torch.dtype = torc
     pad = int(math.ceil(margin / h)) + 4
     n_fft = _fast_length(n + 2 * pad + 4)
     u_start = u_lo - pad * h
-    node_lo, node_hi = u_lo - margin, u_hi + margin
-    if inst.geometry == "cw":  # peaks exist only inside (0, 180) degrees
-        node_lo, node_hi = max(node_lo, 0.01), min(node_hi, 179.99)
-    nodes = _place_nodes(inst, node_lo, node_hi, tolerance)
+    # peaks outside the grid only reach in with their tails: they take the shape of the nearest grid end
+    nodes = _place_nodes(inst, u_lo, u_hi, tolerance)
 
     offsets = torch.arange(n_fft, dtype=torch.float64)
     offsets = torch.where(offsets < n_fft / 2, offsets, offsets - n_fft) * h  # circular offsets in u
@@ -102,6 +101,9 @@ def render_plan(inst: Instrument, device: str = "cpu", dtype: torch.dtype = torc
     return RenderPlan(
         u_start=u_start, step=h, n_fft=n_fft, out_offset=pad, n_points=n, margin=margin,
         nodes=nodes.to(device=device, dtype=dtype), node_widths=(_width_u(inst, nodes) ** 2).to(device=device, dtype=dtype),
+        widths=(_width_u(inst, (u_start + h * torch.arange(n_fft, dtype=torch.float64)).clamp(u_lo, u_hi)) ** 2).to(
+            device=device, dtype=dtype
+        ),
         kernels_hat=kernels_hat.to(device=device, dtype=complex_dtype),
     )
 
@@ -135,7 +137,8 @@ def render(positions: torch.Tensor, intensities: torch.Tensor, inst: Instrument)
     flat = (hi - lo).abs() < 1e-6 * hi
     if inst.geometry == "tof":  # the ToF shape (exponential tails) does not follow its FWHM alone
         flat = torch.ones_like(flat)
-    share = torch.where(flat, linear, (_width_u(inst, u) ** 2 - lo) / torch.where(flat, torch.ones_like(hi), hi - lo))
+    width2 = plan.widths[j0.long().clamp(0, plan.n_fft - 1)]  # FWHM^2 at the stick (to within a grid step)
+    share = torch.where(flat, linear, (width2 - lo) / torch.where(flat, torch.ones_like(hi), hi - lo))
     share = share.clamp(0, 1)
     node_weight = torch.stack([1 - share, share], -1)  # [B, P, 2]
     node = torch.stack([k, k + 1], -1)

@@ -111,6 +111,14 @@ class CrystalBatch:
     def __len__(self) -> int:
         return self.lattice.shape[0]
 
+    def __getitem__(self, index: slice | torch.Tensor) -> "CrystalBatch":
+        """A sub-batch (slice or index tensor), trimmed of padding columns no crystal in it needs."""
+        mask = self.mask[index]
+        last = torch.nonzero(mask.any(0))
+        n = int(last.max()) + 1 if len(last) else 1
+        atoms = (self.frac_coords, self.species, self.occupancy, self.b_iso, self.mask)
+        return CrystalBatch(self.lattice[index], *(t[index][:, :n] for t in atoms))
+
     @property
     def device(self) -> torch.device:
         return self.lattice.device
