@@ -1,0 +1,37 @@
+"""Fixtures shared by all test folders: the read-only evaluation data beside the repository (../shared/data)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def require_shared(relative: str) -> Path:
+    """Path to a file or folder under ../shared/data, or skip the test saying what is missing."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"shared evaluation data not found: {path} (it lives beside the repository)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def spglib_poscars() -> list[tuple[str, str, dict]]:
+    """(file name, POSCAR text, index.csv row) for the 469 spglib test structures."""
+    folder = require_shared("structures/spglib_testdata")
+    with open(folder / "index.csv") as handle:
+        rows = {row["file"].split("/", 1)[1]: row for row in csv.DictReader(handle)}
+    out = []
+    with tarfile.open(folder / "spglib_poscars.tar.gz") as tar:
+        for member in tar.getmembers():
+            if not member.isfile():
+                continue
+            key = member.name.split("/", 1)[1] if "/" in member.name else member.name
+            text = tar.extractfile(member).read().decode()
+            out.append((key, text, rows.get(key, {})))
+    return sorted(out)
