@@ -134,7 +134,10 @@ def peak_list(
     total = np.bincount(group, weights=inten, minlength=n)
     count = np.bincount(group, minlength=n) * 2  # Friedel mates
     first = np.searchsorted(group, np.arange(n))
-    rep = np.array([sorted(map(tuple, np.abs(hkl[group == g])), reverse=True)[0] for g in range(n)]).reshape(-1, 3)
+    # representative hkl of a peak: the largest |h|, |k|, |l| (in that order of priority), e.g. 200 not 00-2
+    a = np.abs(hkl)
+    best = np.lexsort((-a[:, 2], -a[:, 1], -a[:, 0], group))
+    rep = a[best[first]]
     relative = 100.0 * total / total.max() if n else total
     strong = relative >= min_intensity
     return PeakList(pos[first][strong], d[first][strong], relative[strong], count[strong], rep[strong])

@@ -15,6 +15,9 @@ import torch
 from powdersym.structures.crystal import CrystalBatch, lattice_matrix
 
 
+_CACHE_ELEMENTS = 1 << 18
+
+
 @dataclass
 class Reflections:
     """Per crystal, padded: hkl [B, R, 3] (float), d [B, R] (Å), mask [B, R] (real reflection, not padding)."""
@@ -87,15 +90,20 @@ def structure_factor_squared(batch: CrystalBatch, refl: Reflections, radiation) 
     F = sum_j occ_j f_j(s) exp(-B_j s^2) exp(2 pi i h.x_j); in barns (neutron, b in fm: x 1e-2) or
     electrons^2 (X-ray). Padding atoms have zero occupancy.
     """
-    s2 = 0.25 / refl.d**2  # [B, R]
     atom_type, type_species, type_b = scatterer_types(batch.species, batch.b_iso)
-    factors = radiation.scattering_factors(type_species, s2) * torch.exp(-s2[:, :, None] * type_b[:, None, :])
-    f_atom = torch.gather(factors, 2, atom_type[:, None, :].expand(-1, s2.shape[1], -1))  # [B, R, N]
-    amplitude = f_atom * (batch.occupancy * batch.mask)[:, None, :]
-    phase = (2 * math.pi) * torch.einsum("bri,bni->brn", refl.hkl, batch.frac_coords)  # [B, R, N]
-    real = (amplitude * torch.cos(phase)).sum(-1)
-    imag = (amplitude * torch.sin(phase)).sum(-1)
-    f2 = real**2 + imag**2
+    weight = (batch.occupancy * batch.mask)[:, None, :]  # [B, 1, N]
+    b, r, n = refl.hkl.shape[0], refl.hkl.shape[1], batch.frac_coords.shape[1]
+    # reflections in blocks whose [B, block, N] arrays stay in a CPU's cache (one block on a GPU)
+    block = r if batch.device.type == "cuda" else max(1, _CACHE_ELEMENTS // max(b * n, 1))
+    parts = []
+    for start in range(0, r, block):
+        hkl, d = refl.hkl[:, start : start + block], refl.d[:, start : start + block]
+        s2 = 0.25 / d**2  # [B, r]
+        factors = radiation.scattering_factors(type_species, s2) * torch.exp(-s2[:, :, None] * type_b[:, None, :])
+        amplitude = torch.gather(factors, 2, atom_type[:, None, :].expand(-1, s2.shape[1], -1)) * weight  # [B, r, N]
+        phase = (2 * math.pi) * torch.einsum("bri,bni->brn", hkl, batch.frac_coords)  # [B, r, N]
+        parts.append((amplitude * torch.cos(phase)).sum(-1) ** 2 + (amplitude * torch.sin(phase)).sum(-1) ** 2)
+    f2 = torch.cat(parts, 1)
     if radiation.name == "neutron":
         f2 = f2 * 1e-2  # fm^2 -> barn
     return torch.where(refl.mask, f2, torch.zeros_like(f2))
