@@ -150,7 +150,8 @@ def render(positions: torch.Tensor, intensities: torch.Tensor, inst: Instrument)
     grid = grid.index_add(0, flat.reshape(-1), values.reshape(-1)).view(b, m, plan.n_fft)
     spectrum = torch.einsum("bmf,mf->bf", torch.fft.rfft(grid, dim=-1), plan.kernels_hat)
     fine = torch.fft.irfft(spectrum, n=plan.n_fft, dim=-1)
-    return fine[:, plan.out_offset : plan.out_offset + plan.n_points]
+    # round-off of the FFT leaves ~1e-11 negative values where there is no peak
+    return fine[:, plan.out_offset : plan.out_offset + plan.n_points].clamp(min=0.0)
 
 
 def render_direct(positions: torch.Tensor, intensities: torch.Tensor, inst: Instrument, chunk: int = 256) -> torch.Tensor:

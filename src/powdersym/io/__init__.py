@@ -1,0 +1,5 @@
+"""Reading and writing pattern files."""
+
+from powdersym.io.xye import write_xye
+
+__all__ = ["write_xye"]
