@@ -177,6 +177,15 @@ class Instrument:
             return self._cw_widths(x)[0]
         return profiles.back_to_back_fwhm(*self._tof_parameters(x))
 
+    def reach(self, x: torch.Tensor) -> torch.Tensor:
+        """How far (x units) a peak at x extends: profile_cutoff FWHMs, further for Lorentzian tails so that
+        at most 1e-3 of a peak's area is cut off (eta (1 - 2/pi atan(2c)) <= 1e-3)."""
+        if self.geometry == "tof":
+            return self.profile_cutoff * self.fwhm(x)
+        fwhm, eta = self._cw_widths(x)
+        lorentz_reach = torch.tan(torch.pi / 2 * (1 - 1e-3 / eta.clamp(min=1e-3))) / 2
+        return torch.maximum(lorentz_reach.clamp(max=200.0), torch.full_like(eta, self.profile_cutoff)) * fwhm
+
     def shape_parameters(self, x: torch.Tensor) -> torch.Tensor:
         """[..., k] quantities whose change along the grid changes the peak shape (for render node spacing)."""
         if self.geometry == "cw":

@@ -80,7 +80,8 @@ def render_plan(inst: Instrument, device: str = "cpu", dtype: torch.dtype = torc
     h = inst.u_step
     n = inst.n_points
     u_lo, u_hi = inst.u_min, inst.u_min + h * (n - 1)
-    margin = inst.profile_cutoff * float(_width_u(inst, torch.linspace(u_lo, u_hi, 512, dtype=torch.float64)).max())
+    x_dense = inst.from_u(torch.linspace(u_lo, u_hi, 512, dtype=torch.float64))
+    margin = float((inst.reach(x_dense) / (1.0 if inst.geometry == "cw" else x_dense)).max())
     pad = int(math.ceil(margin / h)) + 4
     n_fft = _fast_length(n + 2 * pad + 4)
     u_start = u_lo - pad * h
