@@ -12,7 +12,7 @@ from powdersym.simulate.instruments import Instrument, preset
 from powdersym.simulate.reflections import Reflections, enumerate_reflections, structure_factor_squared
 from powdersym.simulate.render import render, render_plan
 from powdersym.simulate.scattering import Neutron, XRay, radiation as default_radiation
-from powdersym.structures.crystal import Crystal, CrystalBatch
+from powdersym.structures.crystal import Crystal, CrystalBatch, lattice_matrix
 
 
 @dataclass
@@ -77,13 +77,15 @@ def simulate(
     plan = render_plan(inst, str(batch.device), batch.lattice.dtype)
     if chunk_size is None:  # small chunks keep the [chunk, reflections, atoms] arrays in a CPU's cache
         chunk_size = 512 if batch.device.type == "cuda" else 4
+    # crystals of similar cell volume (hence number of reflections) share a chunk, so little is padding
+    order = torch.argsort(torch.linalg.det(lattice_matrix(batch.lattice.detach())))
     patterns = []
     for start in range(0, len(batch), chunk_size):
-        part = batch[start : start + chunk_size]
+        part = batch[order[start : start + chunk_size]]
         sticks = compute_sticks(part, inst, radiation, margin=plan.margin)
         b = len(part)
         patterns.append(render(sticks.positions.reshape(b, -1), sticks.intensities.reshape(b, -1), inst))
-    pattern = torch.cat(patterns)
+    pattern = torch.cat(patterns)[torch.argsort(order)]  # back to the caller's order
     if normalise:
         pattern = pattern / pattern.amax(1, keepdim=True).clamp(min=torch.finfo(pattern.dtype).tiny)
     return pattern
