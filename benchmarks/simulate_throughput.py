@@ -44,7 +44,7 @@ def to_crystal(structure) -> Crystal:
     return Crystal(list(structure.lattice.parameters), structure.frac_coords, [s.symbol for s in structure.species])
 
 
-def time_powdersym(batch: CrystalBatch, instrument: str, repeats: int, device: str) -> float:
+def time_powdersym(batch: CrystalBatch, instrument: str, repeats: int, device: str, chunk: int | None = None) -> float:
     """Patterns per second, best of `repeats` runs over the whole batch."""
     batch = batch.to(device)
     simulate(batch[:8], instrument)  # warm-up: render plan, kernels
@@ -53,7 +53,7 @@ def time_powdersym(batch: CrystalBatch, instrument: str, repeats: int, device: s
         if device == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        simulate(batch, instrument)
+        simulate(batch, instrument, chunk_size=chunk)
         if device == "cuda":
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
@@ -95,7 +95,9 @@ def main() -> None:
     if torch.cuda.is_available():
         copies = -(-args.gpu_batch // len(crystals))
         gpu_batch = CrystalBatch.from_crystals(crystals * copies)
-        results["powdersym_cuda"] = time_powdersym(gpu_batch, args.instrument, args.repeats, "cuda")
+        for chunk in (256, 1024, 4096):
+            results[f"powdersym_cuda_chunk{chunk}"] = time_powdersym(gpu_batch, args.instrument, args.repeats, "cuda", chunk)
+        results["powdersym_cuda"] = max(v for k, v in results.items() if k.startswith("powdersym_cuda_"))
         results["cuda_device"] = torch.cuda.get_device_name()
     results["pymatgen_cpu_peaks_only"] = time_pymatgen(structures, args.instrument)
     for key, value in results.items():
