@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tarfile
 import time
 import warnings
@@ -22,7 +23,8 @@ import torch
 from powdersym.simulate import preset, simulate
 from powdersym.structures import Crystal, CrystalBatch
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data beside the checkout, or where POWDERSYM_SHARED_DATA points (e.g. on a GPU machine)
+SHARED = Path(os.environ.get("POWDERSYM_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
 def load_structures(max_atoms: int) -> list:
