@@ -16,6 +16,7 @@ from powdersym.structures.crystal import CrystalBatch, lattice_matrix
 
 
 _CACHE_ELEMENTS = 1 << 18
+_CUDA_ELEMENTS = 1 << 27
 
 
 @dataclass
@@ -87,22 +88,28 @@ def scatterer_types(species: torch.Tensor, b_iso: torch.Tensor) -> tuple[torch.T
 def structure_factor_squared(batch: CrystalBatch, refl: Reflections, radiation) -> torch.Tensor:
     """|F(hkl)|^2 [B, R] with occupancies and isotropic Debye-Waller factors exp(-B s^2), s = 1/(2d).
 
-    F = sum_j occ_j f_j(s) exp(-B_j s^2) exp(2 pi i h.x_j); in barns (neutron, b in fm: x 1e-2) or
-    electrons^2 (X-ray). Padding atoms have zero occupancy.
+    F = sum_t f_t(s) exp(-B_t s^2) sum_{j of type t} occ_j exp(2 pi i h.x_j) over scatterer types t (distinct
+    species and B); in barns (neutron, b in fm: x 1e-2) or electrons^2 (X-ray). Padding atoms have zero weight.
+    The inner sums are a batched matrix product [r, N] x [N, T], so each phase is computed and read once.
     """
     atom_type, type_species, type_b = scatterer_types(batch.species, batch.b_iso)
-    weight = (batch.occupancy * batch.mask)[:, None, :]  # [B, 1, N]
     b, r, n = refl.hkl.shape[0], refl.hkl.shape[1], batch.frac_coords.shape[1]
-    # reflections in blocks whose [B, block, N] arrays stay in a CPU's cache (one block on a GPU)
-    block = r if batch.device.type == "cuda" else max(1, _CACHE_ELEMENTS // max(b * n, 1))
+    t = type_species.shape[1]
+    # membership [B, N, T] weighted by occupancy: sums atoms of one type
+    members = torch.nn.functional.one_hot(atom_type, t).to(batch.frac_coords.dtype)
+    members = members * (batch.occupancy * batch.mask)[:, :, None]
+    # reflections in blocks: [B, block, N] arrays sized for a CPU's cache, or for a GPU's memory
+    budget = _CUDA_ELEMENTS if batch.device.type == "cuda" else _CACHE_ELEMENTS
+    block = max(1, budget // max(b * n, 1))
     parts = []
     for start in range(0, r, block):
         hkl, d = refl.hkl[:, start : start + block], refl.d[:, start : start + block]
         s2 = 0.25 / d**2  # [B, r]
         factors = radiation.scattering_factors(type_species, s2) * torch.exp(-s2[:, :, None] * type_b[:, None, :])
-        amplitude = torch.gather(factors, 2, atom_type[:, None, :].expand(-1, s2.shape[1], -1)) * weight  # [B, r, N]
-        phase = (2 * math.pi) * torch.einsum("bri,bni->brn", hkl, batch.frac_coords)  # [B, r, N]
-        parts.append((amplitude * torch.cos(phase)).sum(-1) ** 2 + (amplitude * torch.sin(phase)).sum(-1) ** 2)
+        phase = (2 * math.pi) * torch.bmm(hkl, batch.frac_coords.transpose(1, 2))  # [B, r, N]
+        real = (torch.bmm(torch.cos(phase), members) * factors).sum(-1)  # [B, r]
+        imag = (torch.bmm(torch.sin(phase), members) * factors).sum(-1)
+        parts.append(real**2 + imag**2)
     f2 = torch.cat(parts, 1)
     if radiation.name == "neutron":
         f2 = f2 * 1e-2  # fm^2 -> barn
