@@ -38,11 +38,15 @@ def _as_batch(crystals: CrystalBatch | Crystal | Sequence[Crystal], device, dtyp
 
 
 def compute_sticks(
-    batch: CrystalBatch, instrument: Instrument, radiation: XRay | Neutron | None = None, margin: float = 0.0
+    batch: CrystalBatch,
+    instrument: Instrument,
+    radiation: XRay | Neutron | None = None,
+    margin: float = 0.0,
+    check: bool = True,
 ) -> Sticks:
     """Reflections, |F|^2, Lorentz(-polarisation), multiplicity and line weights for a batch of crystals."""
     radiation = radiation or default_radiation(instrument.radiation)
-    if isinstance(radiation, Neutron):
+    if isinstance(radiation, Neutron) and check:
         radiation.check(batch.species[batch.mask])
     d_min, d_max = instrument.d_spacing_range(margin)
     refl = enumerate_reflections(batch.lattice, d_min, d_max)
@@ -77,12 +81,15 @@ def simulate(
     plan = render_plan(inst, str(batch.device), batch.lattice.dtype)
     if chunk_size is None:  # small chunks keep the [chunk, reflections, atoms] arrays in a CPU's cache
         chunk_size = 512 if batch.device.type == "cuda" else 4
+    radiation = radiation or default_radiation(inst.radiation)
+    if isinstance(radiation, Neutron):
+        radiation.check(batch.species[batch.mask])
     # crystals of similar cell volume (hence number of reflections) share a chunk, so little is padding
     order = torch.argsort(torch.linalg.det(lattice_matrix(batch.lattice.detach())))
     patterns = []
     for start in range(0, len(batch), chunk_size):
         part = batch[order[start : start + chunk_size]]
-        sticks = compute_sticks(part, inst, radiation, margin=plan.margin)
+        sticks = compute_sticks(part, inst, radiation, margin=plan.margin, check=False)
         b = len(part)
         patterns.append(render(sticks.positions.reshape(b, -1), sticks.intensities.reshape(b, -1), inst))
     pattern = torch.cat(patterns)[torch.argsort(order)]  # back to the caller's order

@@ -107,8 +107,9 @@ def structure_factor_squared(batch: CrystalBatch, refl: Reflections, radiation) 
         s2 = 0.25 / d**2  # [B, r]
         factors = radiation.scattering_factors(type_species, s2) * torch.exp(-s2[:, :, None] * type_b[:, None, :])
         phase = (2 * math.pi) * torch.bmm(hkl, batch.frac_coords.transpose(1, 2))  # [B, r, N]
-        real = (torch.bmm(torch.cos(phase), members) * factors).sum(-1)  # [B, r]
-        imag = (torch.bmm(torch.sin(phase), members) * factors).sum(-1)
+        cos_sin = torch.cat([torch.cos(phase), torch.sin(phase)], 1)  # [B, 2r, N]: one matrix product for both
+        sums = torch.bmm(cos_sin, members) * factors.repeat(1, 2, 1)  # [B, 2r, T]
+        real, imag = sums.sum(-1).split(phase.shape[1], 1)
         parts.append(real**2 + imag**2)
     f2 = torch.cat(parts, 1)
     if radiation.name == "neutron":

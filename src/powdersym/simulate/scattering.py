@@ -33,6 +33,17 @@ def neutron_scattering_lengths() -> np.ndarray:
     return np.asarray([np.nan if b is None else b for b in _tables()["neutron_b_c_fm"]], dtype=np.float64)
 
 
+_DEVICE_TABLES: dict[tuple[int, torch.dtype, torch.device], tuple[np.ndarray, torch.Tensor]] = {}
+
+
+def _on_device(table: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A table as a tensor on a device, copied there once (not once per batch)."""
+    key = (id(table), dtype, device)
+    if key not in _DEVICE_TABLES or _DEVICE_TABLES[key][0] is not table:
+        _DEVICE_TABLES[key] = (table, torch.as_tensor(table, dtype=dtype, device=device))
+    return _DEVICE_TABLES[key][1]
+
+
 class MissingScatteringDataError(ValueError):
     """A species has no scattering factor for this radiation (e.g. neutron b_c of astatine)."""
 
@@ -50,7 +61,7 @@ class XRay:
 
     def scattering_factors(self, species: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
         """species [B, S] long, s2 [B, R] -> f [B, R, S]."""
-        table = torch.as_tensor(self.coefficients, dtype=s2.dtype, device=s2.device)[species]  # [B, S, 9]
+        table = _on_device(self.coefficients, s2.dtype, s2.device)[species]  # [B, S, 9]
         a, b, c = table[..., 0:4], table[..., 4:8], table[..., 8]
         gauss = torch.exp(-b[:, None, :, :] * s2[:, :, None, None])  # [B, R, S, 4]
         return (a[:, None] * gauss).sum(-1) + c[:, None, :]
@@ -66,13 +77,15 @@ class Neutron:
 
     def scattering_factors(self, species: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
         """species [B, S] long, s2 [B, R] -> b [B, R, S] (independent of s)."""
-        b = torch.as_tensor(self.lengths, dtype=s2.dtype, device=s2.device)[species]  # [B, S]
+        b = _on_device(self.lengths, s2.dtype, s2.device)[species]  # [B, S]
         return b[:, None, :].expand(-1, s2.shape[1], -1)
 
     def check(self, species: torch.Tensor) -> None:
-        missing = torch.isnan(torch.as_tensor(self.lengths)[species.cpu()])
-        if missing.any():
-            names = sorted({SPECIES[i] for i in species.cpu()[missing].tolist()})
+        """Raise for species without a tabulated scattering length (one device sync)."""
+        lengths = _on_device(self.lengths, torch.float64 if species.device.type == "cpu" else torch.float32, species.device)
+        missing = torch.isnan(lengths[species])
+        if bool(missing.any()):
+            names = sorted({SPECIES[i] for i in species[missing].cpu().tolist()})
             raise MissingScatteringDataError(f"no neutron scattering length tabulated for {', '.join(names)}")
 
 
