@@ -101,15 +101,22 @@ def structure_factor_squared(batch: CrystalBatch, refl: Reflections, radiation) 
     # reflections in blocks: [B, block, N] arrays sized for a CPU's cache, or for a GPU's memory
     budget = _CUDA_ELEMENTS if batch.device.type == "cuda" else _CACHE_ELEMENTS
     block = max(1, budget // max(b * n, 1))
+    coords = (2 * math.pi) * batch.frac_coords.transpose(1, 2)  # [B, 3, N]
     parts = []
     for start in range(0, r, block):
         hkl, d = refl.hkl[:, start : start + block], refl.d[:, start : start + block]
+        rows = hkl.shape[1]
         s2 = 0.25 / d**2  # [B, r]
         factors = radiation.scattering_factors(type_species, s2) * torch.exp(-s2[:, :, None] * type_b[:, None, :])
-        phase = (2 * math.pi) * torch.bmm(hkl, batch.frac_coords.transpose(1, 2))  # [B, r, N]
-        cos_sin = torch.cat([torch.cos(phase), torch.sin(phase)], 1)  # [B, 2r, N]: one matrix product for both
-        sums = torch.bmm(cos_sin, members) * factors.repeat(1, 2, 1)  # [B, 2r, T]
-        real, imag = sums.sum(-1).split(phase.shape[1], 1)
+        phase = torch.bmm(hkl, coords)  # [B, r, N]
+        if phase.requires_grad:  # cos above sin: one matrix product sums both
+            cos_sin = torch.cat([torch.cos(phase), torch.sin(phase)], 1)
+        else:  # the same, written in place (out= has no autograd)
+            cos_sin = phase.new_empty(b, 2 * rows, n)
+            torch.cos(phase, out=cos_sin[:, :rows])
+            torch.sin(phase, out=cos_sin[:, rows:])
+        sums = torch.bmm(cos_sin, members).view(b, 2, rows, t) * factors[:, None]  # [B, 2, r, T]
+        real, imag = sums.sum(-1).unbind(1)
         parts.append(real**2 + imag**2)
     f2 = torch.cat(parts, 1)
     if radiation.name == "neutron":
