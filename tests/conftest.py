@@ -21,6 +21,12 @@ def require_shared(relative: str) -> Path:
 
 
 @pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data beside the checkout (the test is skipped where it is missing)."""
+    return require_shared("")
+
+
+@pytest.fixture(scope="session")
 def spglib_poscars() -> list[tuple[str, str, dict]]:
     """(file name, POSCAR text, index.csv row) for the 469 spglib test structures."""
     folder = require_shared("structures/spglib_testdata")

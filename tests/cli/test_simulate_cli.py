@@ -10,23 +10,8 @@ from typer.testing import CliRunner
 
 from powdersym.cli import app
 
-NACL = """data_NaCl
-_cell_length_a 5.6402
-_cell_length_b 5.6402
-_cell_length_c 5.6402
-_cell_angle_alpha 90
-_cell_angle_beta 90
-_cell_angle_gamma 90
-_symmetry_space_group_name_H-M 'F m -3 m'
-loop_
-_atom_site_label
-_atom_site_type_symbol
-_atom_site_fract_x
-_atom_site_fract_y
-_atom_site_fract_z
-Na1 Na 0 0 0
-Cl1 Cl 0.5 0.5 0.5
-"""
+# rock salt, a = 5.64 Å, Fm-3m, Na at 0 0 0 and Cl at 1/2 1/2 1/2
+NACL = (Path(__file__).resolve().parents[1] / "data" / "rocksalt.cif").read_text()
 
 runner = CliRunner()
 
@@ -46,7 +31,7 @@ def test_simulate_writes_pattern_and_plot(nacl: Path, tmp_path: Path):
     assert data.shape == (3041, 3)
     assert data[:, 1].max() == pytest.approx(1.0) and (data[:, 2] > 0).all()
     # strongest NaCl neutron peak is 200 (Na and Cl both scatter positively): Bragg's law by hand
-    expected = 2 * np.degrees(np.arcsin(1.5403 / (2 * 5.6402 / 2)))
+    expected = 2 * np.degrees(np.arcsin(1.5403 / (2 * 5.64 / 2)))
     assert data[np.argmax(data[:, 1]), 0] == pytest.approx(expected, abs=0.05)
     assert png.stat().st_size > 10_000
 
@@ -56,7 +41,7 @@ def test_wavelength_override_moves_peaks(nacl: Path, tmp_path: Path):
     result = runner.invoke(app, ["simulate", str(nacl), "-i", "neutron-cw", "-w", "2.4", "-o", str(out)])
     assert result.exit_code == 0, result.output
     data = np.loadtxt(out)
-    expected = 2 * np.degrees(np.arcsin(2.4 / 5.6402))
+    expected = 2 * np.degrees(np.arcsin(2.4 / 5.64))
     assert data[np.argmax(data[:, 1]), 0] == pytest.approx(expected, abs=0.05)
 
 
@@ -65,7 +50,7 @@ def test_wavelength_override_moves_peaks(nacl: Path, tmp_path: Path):
     [
         (None, [], "cannot read file"),
         ("garbage without a block", [], "malformed CIF"),
-        (NACL.replace("5.6402", "0", 1), [], "cell"),
+        (NACL.replace("_cell_length_a 5.64", "_cell_length_a 0"), [], "cell"),
         (NACL.replace("Cl1 Cl", "Xx1 Xx"), [], "unknown element"),
         (NACL, ["--instrument", "neutron-xyz"], "unknown instrument preset"),
         (NACL, ["--wavelength", "-1"], "wavelength"),

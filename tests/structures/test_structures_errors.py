@@ -2,6 +2,7 @@
 gemmi, numpy or decoding exception."""
 
 import string
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -9,24 +10,7 @@ from hypothesis import strategies as st
 
 from powdersym.structures import StructureError, UnknownElementError, read_structure
 
-GOOD_CIF = """data_rocksalt
-_cell_length_a 5.64
-_cell_length_b 5.64
-_cell_length_c 5.64
-_cell_angle_alpha 90
-_cell_angle_beta 90
-_cell_angle_gamma 90
-_symmetry_space_group_name_H-M 'F m -3 m'
-loop_
-_atom_site_label
-_atom_site_type_symbol
-_atom_site_fract_x
-_atom_site_fract_y
-_atom_site_fract_z
-_atom_site_U_iso_or_equiv
-Na1 Na 0 0 0 0.01
-Cl1 Cl 0.5 0.5 0.5 0.01
-"""
+GOOD_CIF = (Path(__file__).resolve().parents[1] / "data" / "rocksalt.cif").read_text()
 
 GOOD_POSCAR = """NaCl
 1.0
