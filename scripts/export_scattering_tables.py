@@ -2,8 +2,9 @@
 
 X-ray: International Tables Vol. C (1992) Table 6.1.1.4 four-Gaussian coefficients, as distributed by gemmi
 (`Element.it92`): f0(s) = sum_i a_i exp(-b_i s^2) + c with s = sin(theta)/lambda in 1/Å.
-Neutron: bound coherent scattering lengths b_c (fm) of Sears (1992), Neutron News 3, 26, as distributed by
-`periodictable` (real part; the small imaginary part of strong absorbers is ignored). Elements without a value
+Neutron: bound coherent scattering lengths b_c (fm) as tabulated by `periodictable` (Sears 1992, Neutron News 3,
+26, updated from Rauch & Waschkowski 2003 and later evaluations; e.g. He 3.10 fm where Sears has 3.26); real
+part, the small imaginary part of strong absorbers is ignored. Elements without a value
 (Po, At, Rn, Fr, Ac, Bk, Cf) are stored as null and refused at simulation time.
 """
 
@@ -39,7 +40,7 @@ def main() -> None:
         "xray_it92": xray,
         "xray_it92_source": f"International Tables Vol. C Table 6.1.1.4 (a1..a4, b1..b4, c), via gemmi {gemmi.__version__}",
         "neutron_b_c_fm": neutron,
-        "neutron_source": f"Sears (1992) bound coherent scattering lengths (fm), via periodictable {periodictable.__version__}",
+        "neutron_source": f"bound coherent scattering lengths (fm), Sears (1992) as updated in periodictable {periodictable.__version__}",
     }
     OUT.write_text(json.dumps(table, indent=0))
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes)")

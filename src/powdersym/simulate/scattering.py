@@ -69,7 +69,7 @@ class XRay:
 
 @dataclass(frozen=True)
 class Neutron:
-    """Neutron nuclear scattering: constant coherent scattering lengths b_c (fm; Sears 1992 by default)."""
+    """Neutron nuclear scattering: constant coherent scattering lengths b_c (fm; periodictable's table by default)."""
 
     lengths: np.ndarray = field(default_factory=neutron_scattering_lengths, repr=False)
     name: str = "neutron"
