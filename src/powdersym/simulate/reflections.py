@@ -53,7 +53,11 @@ def enumerate_reflections(lattice: torch.Tensor, d_min: float, d_max: float = ma
         bounds = torch.floor(lengths.max(0).values / d_min).long().tolist()  # |h| <= |a| / d_min
         box = _half_sphere_box(*bounds).to(device=lattice.device, dtype=lattice.dtype)  # [R_box, 3]
         metric = reciprocal_metric(lattice.detach())
-        inv_d2 = torch.einsum("ri,bij,rj->br", box, metric, box)  # [B, R_box]
+        # 1/d^2 = sum_ij G*_ij h_i h_j as one matrix product over the six distinct monomials h_i h_j
+        i, j = torch.triu_indices(3, 3, device=lattice.device)
+        monomials = box[:, i] * box[:, j]  # [R_box, 6]
+        weights = metric[:, i, j] * torch.where(i == j, 1.0, 2.0).to(metric.dtype)  # [B, 6]
+        inv_d2 = weights @ monomials.T  # [B, R_box]
         keep = (inv_d2 <= 1.0 / d_min**2) & (inv_d2 >= 1.0 / d_max**2)
         count = keep.sum(1)
         r = max(int(count.max()), 1)
