@@ -112,17 +112,44 @@ def structure_factor_squared(batch: CrystalBatch, refl: Reflections, radiation) 
         rows = hkl.shape[1]
         s2 = 0.25 / d**2  # [B, r]
         factors = radiation.scattering_factors(type_species, s2) * torch.exp(-s2[:, :, None] * type_b[:, None, :])
-        phase = torch.bmm(hkl, coords)  # [B, r, N]
-        if phase.requires_grad:  # cos above sin: one matrix product sums both
-            cos_sin = torch.cat([torch.cos(phase), torch.sin(phase)], 1)
-        else:  # the same, written in place (out= has no autograd)
-            cos_sin = phase.new_empty(b, 2 * rows, n)
-            torch.cos(phase, out=cos_sin[:, :rows])
-            torch.sin(phase, out=cos_sin[:, rows:])
-        sums = torch.bmm(cos_sin, members).view(b, 2, rows, t) * factors[:, None]  # [B, 2, r, T]
-        real, imag = sums.sum(-1).unbind(1)
-        parts.append(real**2 + imag**2)
+        fused = _fused_block() if batch.device.type == "cuda" and not torch.is_grad_enabled() else None
+        parts.append(fused(hkl, coords, members, factors) if fused else _intensity_block(hkl, coords, members, factors))
     f2 = torch.cat(parts, 1)
     if radiation.name == "neutron":
         f2 = f2 * 1e-2  # fm^2 -> barn
     return torch.where(refl.mask, f2, torch.zeros_like(f2))
+
+
+def _intensity_block(hkl: torch.Tensor, coords: torch.Tensor, members: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """|F|^2 [B, r] for hkl [B, r, 3], 2 pi x [B, 3, N], occupancy-weighted type membership [B, N, T] and
+    scattering x Debye-Waller factors [B, r, T], with the sums over atoms as matrix products (CPU, autograd)."""
+    b, rows, _ = hkl.shape
+    phase = torch.bmm(hkl, coords)  # [B, r, N]
+    if phase.requires_grad:  # cos above sin: one matrix product sums both
+        cos_sin = torch.cat([torch.cos(phase), torch.sin(phase)], 1)
+    else:  # the same, written in place (out= has no autograd)
+        cos_sin = phase.new_empty(b, 2 * rows, phase.shape[2])
+        torch.cos(phase, out=cos_sin[:, :rows])
+        torch.sin(phase, out=cos_sin[:, rows:])
+    sums = torch.bmm(cos_sin, members).view(b, 2, rows, -1) * factors[:, None]  # [B, 2, r, T]
+    real, imag = sums.sum(-1).unbind(1)
+    return real**2 + imag**2
+
+
+def _intensity_block_broadcast(hkl: torch.Tensor, coords: torch.Tensor, members: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """The same as _intensity_block written as broadcasts and reductions, which torch.compile fuses into one GPU
+    kernel that never stores the [B, r, N] phases (eager, it would store [B, r, N, T]: use only compiled)."""
+    phase = (hkl[:, :, :, None] * coords[:, None, :, :]).sum(2)  # [B, r, N]
+    weight = members[:, None, :, :]  # [B, 1, N, T]
+    real = ((torch.cos(phase)[..., None] * weight).sum(2) * factors).sum(-1)
+    imag = ((torch.sin(phase)[..., None] * weight).sum(2) * factors).sum(-1)
+    return real**2 + imag**2
+
+
+@lru_cache(maxsize=1)
+def _fused_block():
+    """The compiled GPU kernel, or None where torch.compile is unavailable (then the matrix-product form runs)."""
+    try:
+        return torch.compile(_intensity_block_broadcast, dynamic=True)
+    except Exception:  # noqa: BLE001 - no compiler backend: fall back silently to the eager path
+        return None
