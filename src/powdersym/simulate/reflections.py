@@ -112,7 +112,8 @@ def structure_factor_squared(batch: CrystalBatch, refl: Reflections, radiation) 
         rows = hkl.shape[1]
         s2 = 0.25 / d**2  # [B, r]
         factors = radiation.scattering_factors(type_species, s2) * torch.exp(-s2[:, :, None] * type_b[:, None, :])
-        fused = _fused_block() if batch.device.type == "cuda" and not torch.is_grad_enabled() else None
+        needs_grad = coords.requires_grad or factors.requires_grad or members.requires_grad
+        fused = _fused_block() if batch.device.type == "cuda" and not needs_grad else None
         parts.append(fused(hkl, coords, members, factors) if fused else _intensity_block(hkl, coords, members, factors))
     f2 = torch.cat(parts, 1)
     if radiation.name == "neutron":
