@@ -140,14 +140,3 @@ def test_gradients_match_finite_differences():
         numeric = (loss(*args_plus) - loss(*args_minus)) / (2 * eps)
         assert torch.isclose(grad[index], numeric, rtol=1e-3), (index, float(grad[index]), float(numeric))
 
-
-def test_fused_structure_factor_form_equals_matrix_product_form():
-    """The broadcast form that torch.compile fuses on GPUs computes the same |F|^2 as the CPU form."""
-    from powdersym.simulate.reflections import _intensity_block, _intensity_block_broadcast
-
-    rng = np.random.default_rng(2)
-    hkl = torch.as_tensor(rng.integers(-6, 7, (2, 50, 3)), dtype=torch.float64)
-    coords = torch.as_tensor(rng.random((2, 3, 9)) * 2 * np.pi)
-    members = torch.as_tensor(rng.random((2, 9, 3)))
-    factors = torch.as_tensor(rng.random((2, 50, 3)))
-    assert torch.allclose(_intensity_block(hkl, coords, members, factors), _intensity_block_broadcast(hkl, coords, members, factors))

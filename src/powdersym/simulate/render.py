@@ -149,7 +149,7 @@ def render(positions: torch.Tensor, intensities: torch.Tensor, inst: Instrument)
     flat = (batch * m + node[..., :, None]) * plan.n_fft + index[..., None, :]
     grid = torch.zeros(b * m * plan.n_fft, dtype=positions.dtype, device=positions.device)
     grid = grid.index_add(0, flat.reshape(-1), values.reshape(-1)).view(b, m, plan.n_fft)
-    spectrum = torch.einsum("bmf,mf->bf", torch.fft.rfft(grid, dim=-1), plan.kernels_hat)
+    spectrum = (torch.fft.rfft(grid, dim=-1) * plan.kernels_hat).sum(1)  # [B, n_fft // 2 + 1]
     fine = torch.fft.irfft(spectrum, n=plan.n_fft, dim=-1)
     # round-off of the FFT leaves ~1e-11 negative values where there is no peak
     return fine[:, plan.out_offset : plan.out_offset + plan.n_points].clamp(min=0.0)
