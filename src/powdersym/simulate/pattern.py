@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from powdersym.simulate.instruments import Instrument, preset
-from powdersym.simulate.reflections import Reflections, enumerate_reflections, structure_factor_squared
+from powdersym.simulate.perturb import Perturbation, node_broadening, orientation_factors, shift_positions
+from powdersym.simulate.reflections import Reflections, enumerate_reflections, reciprocal_metric, structure_factor_squared
 from powdersym.simulate.render import render, render_plan
 from powdersym.simulate.scattering import Neutron, XRay, radiation as default_radiation
 from powdersym.structures.crystal import Crystal, CrystalBatch, lattice_matrix
@@ -43,8 +44,10 @@ def compute_sticks(
     radiation: XRay | Neutron | None = None,
     margin: float = 0.0,
     check: bool = True,
+    perturbation: Perturbation | None = None,
 ) -> Sticks:
-    """Reflections, |F|^2, Lorentz(-polarisation), multiplicity and line weights for a batch of crystals."""
+    """Reflections, |F|^2, Lorentz(-polarisation), multiplicity and line weights for a batch of crystals,
+    with a perturbation's shifts and preferred orientation applied when given."""
     radiation = radiation or default_radiation(instrument.radiation)
     if isinstance(radiation, Neutron) and check:
         radiation.check(batch.species[batch.mask])
@@ -55,6 +58,11 @@ def compute_sticks(
     lp = instrument.lorentz_polarisation(refl.d, positions, radiation.polarised)
     weights = instrument.line_weights(positions.dtype, positions.device)
     intensities = 2.0 * f2[..., None] * lp * weights  # 2: both members of the Friedel pair
+    if perturbation is not None:
+        positions = shift_positions(positions, instrument, perturbation)
+        factors = orientation_factors(refl.hkl, reciprocal_metric(batch.lattice), perturbation)
+        if factors is not None:
+            intensities = intensities * factors[..., None]
     missing = ~refl.mask[..., None] | torch.isnan(positions)
     positions = torch.where(missing, torch.nan, positions)
     intensities = torch.where(missing, torch.zeros_like(intensities), intensities)
@@ -70,17 +78,19 @@ def simulate(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     chunk_size: int | None = None,
+    perturbation: Perturbation | None = None,
 ) -> torch.Tensor:
     """Powder patterns [B, n_points] on the instrument's grid (`instrument.grid()`), max-normalised to 1.
 
     crystals: a CrystalBatch (any device) or Crystal objects. Differentiable with respect to the batch's
-    lattice parameters and coordinates.
+    lattice parameters and coordinates. perturbation: per-crystal sample effects (shifts, preferred
+    orientation, broadening), for augmentation.
     """
     inst = preset(instrument) if isinstance(instrument, str) else instrument
     batch = _as_batch(crystals, device, dtype)
     plan = render_plan(inst, str(batch.device), batch.lattice.dtype)
     if chunk_size is None:  # small chunks keep the [chunk, reflections, atoms] arrays in a CPU's cache
-        chunk_size = 512 if batch.device.type == "cuda" else 4
+        chunk_size = 1024 if batch.device.type == "cuda" else 4
     radiation = radiation or default_radiation(inst.radiation)
     if isinstance(radiation, Neutron):
         radiation.check(batch.species[batch.mask])
@@ -88,10 +98,13 @@ def simulate(
     order = torch.argsort(torch.linalg.det(lattice_matrix(batch.lattice.detach())))
     patterns = []
     for start in range(0, len(batch), chunk_size):
-        part = batch[order[start : start + chunk_size]]
-        sticks = compute_sticks(part, inst, radiation, margin=plan.margin, check=False)
+        index = order[start : start + chunk_size]
+        part = batch[index]
+        effects = None if perturbation is None else perturbation.select(index)
+        sticks = compute_sticks(part, inst, radiation, margin=plan.margin, check=False, perturbation=effects)
         b = len(part)
-        patterns.append(render(sticks.positions.reshape(b, -1), sticks.intensities.reshape(b, -1), inst))
+        broadening = node_broadening(inst, plan.nodes, effects) if effects is not None and effects.broadens else None
+        patterns.append(render(sticks.positions.reshape(b, -1), sticks.intensities.reshape(b, -1), inst, broadening))
     pattern = torch.cat(patterns)[torch.argsort(order)]  # back to the caller's order
     if normalise:
         pattern = pattern / pattern.amax(1, keepdim=True).clamp(min=torch.finfo(pattern.dtype).tiny)
