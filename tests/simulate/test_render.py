@@ -60,3 +60,31 @@ def test_unknown_preset_and_parameter_are_refused():
         preset("neutron-cw", wavelenght=1.0)
     with pytest.raises(ValueError, match="empty grid"):
         preset("neutron-cw", x_max=1.0)
+
+
+def test_tof_profile_is_the_convolution_of_two_exponentials_with_a_gaussian():
+    """The closed form (erfcx-stable) against a brute-force numerical convolution."""
+    from powdersym.simulate.profiles import back_to_back_exponential_gauss
+
+    alpha, beta, sigma2 = 0.05, 0.02, 400.0
+    t = np.linspace(-600, 600, 24001)
+    dt = t[1] - t[0]
+    norm = alpha * beta / (alpha + beta)
+    exponentials = norm * np.where(t < 0, np.exp(alpha * t), np.exp(-beta * t))
+    gauss = np.exp(-(t**2) / (2 * sigma2)) / np.sqrt(2 * np.pi * sigma2)
+    numeric = np.convolve(exponentials, gauss, mode="same") * dt
+    closed = back_to_back_exponential_gauss(torch.as_tensor(t), torch.tensor(alpha), torch.tensor(beta), torch.tensor(sigma2)).numpy()
+    inner = np.abs(t) < 300
+    assert np.abs(closed - numeric)[inner].max() < 1e-4 * closed.max()
+    assert closed.sum() * dt == pytest.approx(1.0, abs=1e-3)
+
+
+def test_pseudo_voigt_fwhm_is_the_tch_fwhm():
+    from powdersym.simulate.profiles import pseudo_voigt, tch_fwhm_eta
+
+    fwhm, eta = tch_fwhm_eta(torch.tensor(0.3, dtype=torch.float64), torch.tensor(0.2, dtype=torch.float64))
+    x = torch.linspace(-30, 30, 600001, dtype=torch.float64)
+    y = pseudo_voigt(x, fwhm, eta).numpy()
+    above = x.numpy()[y >= y.max() / 2]
+    assert above[-1] - above[0] == pytest.approx(float(fwhm), rel=1e-3)
+    assert y.sum() * float(x[1] - x[0]) == pytest.approx(1.0, abs=3e-3)  # Lorentzian tails beyond +-30 cut off
