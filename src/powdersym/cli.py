@@ -97,5 +97,213 @@ def simulate(
     typer.echo(f"wrote {output} ({len(x)} points, {len(peaks.position)} reflections in range)")
 
 
+
+# ---------------------------------------------------------------------------------------------------------------------
+# powdersym dataset build | import | info
+
+dataset_app = typer.Typer(
+    help="Pattern data sets: import real structures, build HDF5 pattern files (synthetic or real), inspect them.",
+    no_args_is_help=True,
+)
+app.add_typer(dataset_app, name="dataset")
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"powdersym: warning: {message}", err=True)
+
+
+def _parse_shard(text: str | None) -> tuple[int, int]:
+    if text is None:
+        return 0, 1
+    index, sep, count = text.partition("/")
+    try:
+        shard = int(index), int(count)
+    except ValueError:
+        shard = (-1, 0)
+    if not sep or not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
+        fail(f"--shard expects I/K with 0 <= I < K, got {text!r}")
+    return shard
+
+
+@dataset_app.command("build")
+def dataset_build(
+    out: Path = typer.Option(..., "--out", "-o", help="Pattern file to write (HDF5); an unfinished build of it is resumed."),
+    source: str = typer.Option("synthetic", "--source", "-s", help="'synthetic' (random crystals), a folder of CIF/POSCAR files, or a structure collection from `dataset import`."),
+    instrument: str = typer.Option("neutron-cw", "--instrument", "-i", help="Instrument preset: neutron-cw, xray-cuka, neutron-tof."),
+    n: Optional[int] = typer.Option(None, "--n", "-n", help="Number of patterns (synthetic: required; real: default one per structure, more cycle through them)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; blocks are seeded from it, so a build is reproducible."),
+    augment: str = typer.Option("realistic", "--augment", help="Augmentations: realistic (for the instrument's kind), vecsei, or none (clean patterns)."),
+    label_set: str = typer.Option("sg", "--label-set", help="Synthetic: labels balanced when drawing space groups: sg, sg144, bravais, extinction, crystal_system."),
+    block_size: int = typer.Option(1024, "--block-size", help="Patterns generated and committed at a time (the unit of resuming)."),
+    device: str = typer.Option("auto", "--device", help="Where to simulate: auto (cuda if present), cpu, cuda, cuda:1..."),
+    chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Crystals simulated at a time (default: 256 on a GPU, the simulator's choice on the CPU)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="I/K: write only blocks I, I+K, ... (one file per writer; read the K files together)."),
+    set_: list[str] = typer.Option([], "--set", help="Any instrument parameter, e.g. --set U=0.1 (repeatable)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file and discard an unfinished build."),
+) -> None:
+    """Simulate a labelled pattern data set into an HDF5 file (resumable: run the same command again)."""
+    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from powdersym.data import DatasetFormatError, build_dataset
+    from powdersym.data.store import PARTIAL_SUFFIX
+    from powdersym.simulate import UnknownInstrumentError, preset
+    from powdersym.structures import StructureError
+
+    shard_pair = _parse_shard(shard)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        fail(f"--device {device}: CUDA is not available here")
+    partial = out.with_name(out.name + PARTIAL_SUFFIX)
+    if partial.exists() and not overwrite:
+        typer.echo(f"resuming the unfinished build in {partial}", err=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    progress = Progress(*columns, transient=False)
+    task = None
+
+    def report(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:  # the bar appears once the settings are checked and the first block starts
+            progress.start()
+            task = progress.add_task(f"{out.name}", total=total, completed=done)
+        progress.update(task, completed=done)
+
+    try:
+        inst = preset(instrument, **_parse_overrides(set_))
+        torch.device(device)
+        try:
+            path = build_dataset(
+                out, source, inst, n, seed=seed, block_size=block_size, device=device, augment=augment,
+                label_set=label_set, shard=shard_pair, chunk_size=chunk_size, overwrite=overwrite, progress=report,
+                warn=_warn,
+            )  # fmt: skip
+        finally:
+            if task is not None:
+                progress.stop()
+    except typer.Exit:  # fail() inside (a click Exit is a RuntimeError)
+        raise
+    except KeyboardInterrupt:
+        typer.echo(f"powdersym: interrupted: whole blocks are kept in {partial}; run the same command to resume", err=True)
+        raise typer.Exit(130)
+    except ImportError as err:
+        fail(f"{source} generation needs a module that is not available ({err})")
+    except (DatasetFormatError, StructureError, UnknownInstrumentError, FileExistsError, FileNotFoundError, ValueError, RuntimeError, OSError) as err:
+        fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    typer.echo(f"wrote {path}")
+
+
+@dataset_app.command("import")
+def dataset_import(
+    folder: Path = typer.Argument(..., help="Folder of structure files (CIF, CIF.gz, POSCAR/CONTCAR, .vasp), searched recursively."),
+    out: Path = typer.Option(..., "--out", "-o", help="Structure collection to write (HDF5), for `dataset build --source`."),
+    symprec: float = typer.Option(0.01, "--symprec", help="spglib distance tolerance (Å) for the space group and standard cell."),
+    length_tolerance: float = typer.Option(0.01, "--length-tolerance", help="Duplicates: relative difference of conventional cell lengths."),
+    angle_tolerance: float = typer.Option(1.0, "--angle-tolerance", help="Duplicates: difference of cell angles (degrees)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing collection."),
+) -> None:
+    """Read, standardise (spglib) and de-duplicate real structures, keeping their provenance."""
+    from powdersym.data import import_structures
+
+    if out.exists() and not overwrite:
+        fail(f"{out} exists (use --overwrite to replace it)")
+    try:
+        collection, report = import_structures(
+            folder, symprec=symprec, length_tolerance=length_tolerance, cell_angle_tolerance=angle_tolerance, warn=_warn
+        )
+        if not len(collection):
+            fail(f"{folder}: no readable structures ({report.n_files} structure files)")
+        collection.save(out)
+    except (FileNotFoundError, ValueError, OSError) as err:
+        fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    typer.echo(f"{report.summary(len(collection))} -> {out}")
+
+
+@dataset_app.command("info")
+def dataset_info_command(
+    path: Path = typer.Argument(..., help="Pattern file from `dataset build` (or a structure collection from `dataset import`)."),
+    label: list[str] = typer.Option(["crystal_system", "bravais"], "--label", "-l", help="Labels to count class by class (repeatable); the others get one line."),
+    as_json: bool = typer.Option(False, "--json", help="Print everything as JSON instead."),
+    check: bool = typer.Option(False, "--check", help="Also read every pattern, verifying the chunk checksums."),
+) -> None:
+    """Summarise a data set: how it was made and how many patterns each class has."""
+    import json
+
+    from powdersym.data import CLASS_LABELS, DatasetFormatError, dataset_info, verify_dataset
+    from powdersym.data.collection import is_collection
+
+    unknown = [name for name in label if name not in CLASS_LABELS]
+    if unknown:
+        fail(f"--label: unknown label {unknown[0]!r} (class labels: {', '.join(CLASS_LABELS)})")
+    try:
+        if is_collection(path):
+            _collection_info(path, as_json)
+            return
+        info = dataset_info(path)
+        if check:
+            verify_dataset(path)
+    except DatasetFormatError as err:
+        fail(str(err).splitlines()[0])
+    if as_json:
+        typer.echo(json.dumps(info, indent=1))
+        return
+    _print_info(info, label, check)
+
+
+def _print_info(info: dict, tabulated: list[str], checked: bool) -> None:
+    import statistics
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from powdersym.data.store import class_names
+
+    console = Console(soft_wrap=True)  # long lines stay whole when piped
+    inst, gen = info["instrument"], info["generator"]
+    console.print(f"[bold]{info['path']}[/bold]: {info['n_patterns']:,} patterns x {info['n_points']} points "
+                  f"({info['synthetic']:,} synthetic, {info['real']:,} real)" + ("; checksums verified" if checked else ""))
+    console.print(f"instrument {inst.get('name')} ({inst.get('radiation')}, {inst.get('geometry')}); source {gen.get('source')}"
+                  f"{' ' + gen['path'] if gen.get('path') else ''}; augment {'none' if not gen.get('augment') else 'on'}; "
+                  f"seed {info['seed']}; shard {info['shard']}; made {info['created']} by powdersym {info['powdersym_version']}")
+    names = class_names()
+    sizes = {name: len(values) - (1 if name == "space_group" else 0) for name, values in names.items()}
+    for name, counts in info["counts"].items():
+        present = {k: v for k, v in counts.items() if not k.startswith("-1")}
+        values = list(present.values()) or [0]
+        outside = counts.get("-1", 0)
+        console.print(f"{name}: {len(present)} of {sizes[name]} classes present; per class min {min(values):,}, "
+                      f"median {statistics.median(values):g}, max {max(values):,}"
+                      + (f"; {outside:,} patterns outside the set" if outside else ""))
+    for name in tabulated:
+        table = Table(title=f"patterns per {name}", title_justify="left")
+        table.add_column("class")
+        table.add_column("patterns", justify="right")
+        table.add_column("share", justify="right")
+        counts = info["counts"][name]
+        first = 1 if name == "space_group" else 0
+        classes = [f"{i} {label}" for i, label in enumerate(names[name]) if i >= first] + (["-1"] if "-1" in counts else [])
+        for key in classes:  # every class, absent ones with 0
+            count = counts.get(key, 0)
+            table.add_row("-1 (outside the set)" if key == "-1" else key, f"{count:,}", f"{100 * count / max(info['n_patterns'], 1):.1f} %")
+        console.print(table)
+
+
+def _collection_info(path: Path, as_json: bool) -> None:
+    import collections
+    import json
+
+    from powdersym.data import StructureCollection
+    from powdersym.symmetry import space_group
+
+    found = StructureCollection.load(path)
+    if as_json:
+        typer.echo(json.dumps(found.as_dict(), indent=1))
+        return
+    systems = collections.Counter(space_group(r.space_group).crystal_system for r in found.records)
+    typer.echo(f"{path}: structure collection, {len(found)} structures in {len({r.space_group for r in found.records})} "
+               f"space groups; {len(found.skipped)} files skipped and {len(found.duplicates)} duplicates removed at import")
+    typer.echo("crystal systems: " + ", ".join(f"{name} {count}" for name, count in sorted(systems.items())))
+
+
 if __name__ == "__main__":
     app()
