@@ -95,10 +95,10 @@ def simulate(
     if isinstance(radiation, Neutron):
         radiation.check(batch.species[batch.mask])
     # crystals of similar cell volume (hence number of reflections) share a chunk, so little is padding
-    order = torch.argsort(torch.linalg.det(lattice_matrix(batch.lattice.detach())))
+    volume = torch.linalg.det(lattice_matrix(batch.lattice.detach()))
+    order = torch.argsort(volume)
     patterns = []
-    for start in range(0, len(batch), chunk_size):
-        index = order[start : start + chunk_size]
+    for index in _chunks(order, volume, batch.mask.sum(1), inst, plan.margin, chunk_size):
         part = batch[index]
         effects = None if perturbation is None else perturbation.select(index)
         sticks = compute_sticks(part, inst, radiation, margin=plan.margin, check=False, perturbation=effects)
@@ -109,6 +109,24 @@ def simulate(
     if normalise:
         pattern = pattern / pattern.amax(1, keepdim=True).clamp(min=torch.finfo(pattern.dtype).tiny)
     return pattern
+
+
+def _chunks(order: torch.Tensor, volume: torch.Tensor, n_atoms: torch.Tensor, inst: Instrument, margin: float, size: int):
+    """Index chunks of at most `size` crystals whose [reflections x atoms] work stays within a memory budget
+    (about 2^28 elements on a GPU: large random cells must not exhaust its memory)."""
+    if order.device.type != "cuda":
+        yield from order.split(size)
+        return
+    d_min = inst.d_spacing_range(margin)[0]
+    # half the reflections in the sphere of radius 1/d_min: (2 pi / 3) V / d_min^3, times the atoms
+    work = (2.1 * volume[order] / d_min**3 * n_atoms[order].clamp(min=1)).cpu()
+    start, total = 0, 0.0
+    for i, w in enumerate(work.tolist()):
+        if i > start and (i - start >= size or total + w > 2**28):
+            yield order[start:i]
+            start, total = i, 0.0
+        total += w
+    yield order[start:]
 
 
 @dataclass
