@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -29,19 +28,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 from powdersym.simulate import Instrument, peak_list, preset, simulate
 from powdersym.structures import Crystal, read_structure
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 TUTORIALS = "measured/gsas2_tutorials/files"
 
 N_MEASURED_PEAKS = 15  # the strongest measured peaks that are checked
 POSITION_TOL_STEPS = 1.0  # the claim: within one grid step
 CORRELATION_MIN = 0.9  # measured r: 0.97 for both datasets (see test_pattern_correlates_with_measurement)
-
-
-def shared(relative: str) -> Path:
-    path = SHARED_DATA / relative
-    if not path.exists():
-        pytest.skip(f"shared evaluation data not found: {path} (it lives beside the repository)")
-    return path
 
 
 # ---- GSAS text formats -----------------------------------------------------------------------------------------
@@ -125,12 +116,12 @@ def lab6_srm660b() -> Crystal:
 @dataclass(frozen=True)
 class Dataset:
     name: str
-    pattern: str
+    pattern: str  # paths relative to ../shared/data
     calibration: str
     icons_key: str
     profile_keys: tuple[str, str]
-    crystal: Callable[[], Crystal]
-    impurities: Callable[[], list[Crystal]] = lambda: []
+    cif: str | None = None  # None: LaB6 SRM 660b
+    impurity_cifs: tuple[str, ...] = ()
 
 
 DATASETS = {
@@ -139,15 +130,14 @@ DATASETS = {
         f"{TUTORIALS}/TOF Calibration/data/PG3_17541.gsa",
         f"{TUTORIALS}/TOF Calibration/data/PGHR_60-2015A.prm",
         "INS  2 ICONS", ("INS  2PRCF11", "INS  2PRCF12"),  # bank 2 = the data's BANK 2 (CW = 1.066 Å)
-        lab6_srm660b,
     ),
     "NAC_PG3_22048": Dataset(
         "NAC_PG3_22048",
         f"{TUTORIALS}/TOF-CW Joint Refinement/data/PG3_22048.gsa",
         f"{TUTORIALS}/TOF-CW Joint Refinement/data/NAC-2015A.EXP",
         "HST  1 ICONS", ("HAP1 1PRCF 1", "HAP1 1PRCF 2"),  # histogram 1 (HFIL PG3_22048.gsa), phase 1 (NAC)
-        lambda: read_structure(shared(f"{TUTORIALS}/TOF-CW Joint Refinement/data/NAC.cif")),
-        lambda: [read_structure(shared(f"{TUTORIALS}/TOF-CW Joint Refinement/data/CaF2.cif"))],
+        f"{TUTORIALS}/TOF-CW Joint Refinement/data/NAC.cif",
+        (f"{TUTORIALS}/TOF-CW Joint Refinement/data/CaF2.cif",),
     ),
 }
 
@@ -157,6 +147,7 @@ class Comparison:
     histogram: GsasHistogram
     instrument: Instrument
     crystal: Crystal
+    impurities: list[Crystal]
     measured: np.ndarray  # background-subtracted intensity per µs on the histogram's points
     simulated: np.ndarray  # powdersym's pattern on the instrument's grid
 
@@ -167,23 +158,28 @@ def running_median(values: np.ndarray, window: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def comparison(name: str, difc_scale: float = 1.0) -> Comparison:
+def comparison(shared_data: Path, name: str, difc_scale: float = 1.0) -> Comparison:
     dataset = DATASETS[name]
-    histogram = read_gsas_slog(shared(dataset.pattern))
-    parameters = gsas_tof_parameters(shared(dataset.calibration), dataset.icons_key, dataset.profile_keys)
+    files = [dataset.pattern, dataset.calibration, *filter(None, [dataset.cif]), *dataset.impurity_cifs]
+    missing = [f for f in files if not (shared_data / f).exists()]
+    if missing:
+        pytest.skip(f"shared evaluation data not found: {', '.join(missing)} under {shared_data}")
+    histogram = read_gsas_slog(shared_data / dataset.pattern)
+    parameters = gsas_tof_parameters(shared_data / dataset.calibration, dataset.icons_key, dataset.profile_keys)
     parameters["difc"] *= difc_scale
     instrument = preset(
         "neutron-tof", x_min=float(histogram.t[0]), x_max=float(histogram.t[-1]), x_step=histogram.log_step,
         **parameters,
     )
-    crystal = dataset.crystal()
+    crystal = lab6_srm660b() if dataset.cif is None else read_structure(shared_data / dataset.cif)
+    impurities = [read_structure(shared_data / cif) for cif in dataset.impurity_cifs]
     # Mantid wrote counts per bin ("Y multiplied by the bin widths"); bins widen as t, so divide by t for a
     # density per µs. The background (vanadium-normalised incoherent scattering) varies slowly: a running
     # median over 301 bins (12 % in t, > 10 peak widths) removes it.
     density = histogram.counts / histogram.t
     measured = density - running_median(density, 301)
     simulated = simulate(crystal, instrument, dtype=torch.float64)[0].numpy()
-    return Comparison(histogram, instrument, crystal, measured, simulated)
+    return Comparison(histogram, instrument, crystal, impurities, measured, simulated)
 
 
 # ---- peak positions --------------------------------------------------------------------------------------------
@@ -221,14 +217,14 @@ def measured_minus_simulated(measured: np.ndarray, simulated: np.ndarray, lo: in
     return float(shifts[0] + parabola_vertex(overlap, best))
 
 
-def position_errors(case: Comparison, impurities: list[Crystal]) -> list[dict]:
+def position_errors(case: Comparison) -> list[dict]:
     """For each of the strongest measured peaks: its predicted reflection and the position error in steps."""
     inst = case.instrument
     peaks = peak_list(case.crystal, inst)
     grid = inst.grid()
     step_u = np.log1p(inst.x_step)
     fwhm_steps = inst.fwhm(torch.as_tensor(grid, dtype=torch.float64)).numpy() / grid / step_u
-    impurity_peaks = [peak_list(crystal, inst) for crystal in impurities]
+    impurity_peaks = [peak_list(crystal, inst) for crystal in case.impurities]
     foreign = np.concatenate([p.position[p.intensity >= 1.0] for p in impurity_peaks] or [np.zeros(0)])
     rows = []
     for j in strongest_peaks(case.measured, N_MEASURED_PEAKS):
@@ -260,23 +256,23 @@ def describe(rows: list[dict]) -> str:
 
 
 @pytest.mark.parametrize("name", DATASETS)
-def test_grid_reproduces_gsas_slog_binning(name):
+def test_grid_reproduces_gsas_slog_binning(shared_data, name):
     """x_step is GSAS's SLOG Delta t / t: t_(i+1) = t_i (1 + step), not t_i exp(step) (1.4 steps apart at the end)."""
-    case = comparison(name)
+    case = comparison(shared_data, name)
     grid, t = case.instrument.grid(), case.histogram.t
     assert len(grid) == len(t)
     error_steps = np.abs(np.log(grid / t)) / np.log1p(case.histogram.log_step)
-    # Mantid cuts the last bin at the frame end (BCOEF2), so its centre sits 0.04 step early
+    # Mantid's last point breaks the constant ratio (Delta t / t = 4.146e-4 there, not 4e-4): 0.04 step off
     assert error_steps[:-1].max() < 1e-3, f"grid off the file's x values by {error_steps[:-1].max():.2e} steps"
     assert error_steps[-1] < 0.1
     assert case.histogram.t_start < grid[0] and grid[-1] <= case.histogram.t_stop
 
 
 @pytest.mark.parametrize("name", DATASETS)
-def test_tof_preset_reproduces_measured_peak_positions_within_one_grid_step(name):
+def test_tof_preset_reproduces_measured_peak_positions_within_one_grid_step(shared_data, name):
     """The ToF preset reproduces peak positions from DIFC/DIFA/ZERO of a measured ToF dataset within one grid step."""
-    case = comparison(name)
-    rows = position_errors(case, DATASETS[name].impurities())
+    case = comparison(shared_data, name)
+    rows = position_errors(case)
     print(f"\n{name}:\n{describe(rows)}")
     assert len(rows) >= 10, f"only {len(rows)} clean strong peaks found"
     # every strong measured peak is a predicted reflection (within a peak width of its nominal position)
@@ -286,28 +282,28 @@ def test_tof_preset_reproduces_measured_peak_positions_within_one_grid_step(name
 
 
 @pytest.mark.parametrize("name", DATASETS)
-def test_predicted_positions_follow_gsas_calibration(name):
+def test_predicted_positions_follow_gsas_calibration(shared_data, name):
     """Below the one-step resolution of the check above: peak_list positions are exactly ZERO + DIFC d + DIFA d^2
     with d = a / sqrt(h^2 + k^2 + l^2) (both structures are cubic), e.g. DIFA -1.21 µs/Å^2 moves NAC 411 by 7 µs."""
-    case = comparison(name)
+    case = comparison(shared_data, name)
     inst, a = case.instrument, case.crystal.lattice[0]
     peaks = peak_list(case.crystal, inst)
     d = a / np.sqrt((peaks.hkl.astype(float) ** 2).sum(1))
     np.testing.assert_allclose(peaks.position, inst.zero + inst.difc * d + inst.difa * d**2, rtol=0, atol=1e-6)
 
 
-def test_position_check_detects_a_miscalibration():
+def test_position_check_detects_a_miscalibration(shared_data):
     """The same check fails for DIFC 0.1 % off (2.5 steps; calibrations of different POWGEN cycles differ so much)."""
-    case = comparison("LaB6_PG3_17541", difc_scale=1.001)
-    rows = position_errors(case, [])
+    case = comparison(shared_data, "LaB6_PG3_17541", difc_scale=1.001)
+    rows = position_errors(case)
     shifts = np.array([r["shift_steps"] for r in rows])
     assert np.median(shifts) < -1.5, describe(rows)  # measured peaks now lie before the predicted ones
 
 
 @pytest.mark.parametrize("name", DATASETS)
-def test_pattern_correlates_with_measurement(name):
+def test_pattern_correlates_with_measurement(shared_data, name):
     """Whole pattern: Pearson r of powdersym's pattern and the background-subtracted measurement."""
-    case = comparison(name)
+    case = comparison(shared_data, name)
     inner = slice(150, -150)  # the running median is one-sided at the ends
     r = np.corrcoef(case.measured[inner], case.simulated[inner])[0, 1]
     print(f"\n{name}: Pearson r = {r:.4f}")

@@ -4,8 +4,11 @@ Constant-wavelength (CW) instruments measure on a uniform 2theta grid (degrees);
 measure on a logarithmic time grid (µs, constant Delta t / t, GSAS 'SLOG' binning) with
 t = ZERO + DIFC d + DIFA d^2. Profiles are rendered in the coordinate u in which the grid is uniform:
 u = 2theta for CW, u = ln t for ToF.
-Profile parameters follow GSAS-II's names and units: U, V, W in deg^2 and X, Y in deg (CW, Caglioti/TCH);
-alpha, beta-0, beta-1, beta-q, sig-0, sig-1, sig-2 (µs^2), sig-q for ToF.
+CW profile (Caglioti/TCH, FullProf's and cryspy's convention): the Gaussian FWHM^2 = U tan^2 theta + V tan theta
++ W in deg^2, Lorentzian FWHM = X / cos theta + Y tan theta in deg. (GSAS-II's .instprm U, V, W are Gaussian
+variances in centideg^2 and X, Y are in centideg: U_here = 8 ln 2 U_GSAS-II / 10^4, X_here = X_GSAS-II / 100.)
+ToF profile: GSAS-II's names and units (alpha, beta-0, beta-1, beta-q, sig-0, sig-1, sig-2 in µs^2, sig-q).
+ToF calibration: t = ZERO + DIFC d + DIFA d^2; GSAS-II's DIFB / d term is not modelled.
 """
 
 from __future__ import annotations
@@ -224,7 +227,8 @@ PRESETS: dict[str, Instrument] = {
         U=0.01, V=-0.005, W=0.004, X=0.02, Y=0.0,
     ),
     # A 90-degree bank of POWGEN (SNS): calibration and profile from POWGEN_1066.instprm of the GSAS-II
-    # 'TOF-CW Joint Refinement' tutorial; d = 0.5-4 Å on Delta t / t = 4e-4 log binning.
+    # 'TOF-CW Joint Refinement' tutorial (its DIFB = 2.62 is dropped: 5 µs at d = 0.5 Å, 2.6 µs at 1 Å);
+    # d = 0.5-4 Å on Delta t / t = 4e-4 log binning.
     "neutron-tof": Instrument(
         "neutron-tof", "neutron", "tof", 22600.2479 * 0.5, 22600.2479 * 4.0, 4e-4,
         difc=22600.2479, difa=-0.9009, zero=-8.5176, bank_two_theta=90.0,
