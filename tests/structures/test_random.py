@@ -223,3 +223,12 @@ def test_minimum_atoms():
     are all orbits of Fm-3m as well."""
     assert (minimum_atoms(1), minimum_atoms(225), minimum_atoms(209)) == (2, 4, 96)
     assert all(minimum_atoms(sg.number) <= 2 * sg.n_ops for sg in space_groups())  # two general sites always do
+
+
+def test_pyxtal_backend_returns_crystals_or_none():
+    pytest.importorskip("pyxtal")
+    from powdersym.structures import pyxtal_crystals
+
+    crystals = pyxtal_crystals([225, 14], [(["Na", "Cl"], [4, 4]), (["Ca", "O"], [4, 4])], timeout_s=20)
+    assert len(crystals) == 2 and all(c is None or isinstance(c, Crystal) for c in crystals)
+    assert crystals[0] is not None and crystals[0].formula() == "Cl4Na4" and crystals[0].space_group == 225

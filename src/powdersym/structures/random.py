@@ -41,14 +41,16 @@ rounds and attempts only):
    symmetry, unchanged) if its volume factor stays within range, otherwise drawn again from step 1 (up to
    `max_attempts` times; the last draw is scaled whatever its volume, and `RandomCrystals.attempts` says so).
 
-Speed (balanced groups, batches of 4000): about 2,000 crystals/s on one CPU core, against about 8 for pyxtal;
-`benchmarks/crystal_generation.py` measures both. Intra-op threads do not help (the tensors are small), so the CPU
-path runs on one; use DataLoader workers for more cores.
+Speed (balanced groups; `benchmarks/crystal_generation.py`): about 2,700 crystals/s in one CPU process (batches of
+4000), 4,300-5,100 in two, against 8-20 for pyxtal on one core; on one H100 28k / 62k / 87k crystals/s for batches of
+20k / 50k / 100k (kernel launches dominate: use large batches). Intra-op threads do not help (the tensors are
+small), so the CPU path runs on one; use DataLoader workers for more cores.
 
-Exact symmetry, measured with spglib on 230 x 20 crystals: all but one have the requested group at symprec 1e-3
-(the one: a coordinate 4e-5 Å from 1/2); at symprec 0.01 about 0.2 % and at 0.1 about 2 % come out higher
-(coincidences between coordinates of different sites along polar axes and between x and y, which a tolerance of
-0.1 Å makes likely in small cells). Re-check with spglib where labels must hold at a loose tolerance.
+Exact symmetry, measured with spglib on 230 x 20 crystals (CPU) and 230 x 10 (CUDA): all but one have the
+requested group at symprec 1e-3 (the one: a coordinate 4e-5 Å from 1/2); at symprec 0.01 about 0.2 % and at 0.1
+about 2 % come out higher (coincidences between coordinates of different sites along polar axes, or between x and y,
+which a tolerance of 0.1 Å makes likely in small cells). Re-check with spglib where labels must hold at a loose
+tolerance.
 
 Default distributions and where they come from (approximate, not fitted):
 - `max_atoms` 64 atoms in the conventional cell, `n_sites_weights`, `n_elements_weights`, `dof_weights`: the 460
@@ -589,7 +591,7 @@ class _Random:
 
 
 @cache
-def _chemistry_cached(config: RandomCrystalConfig, device: str) -> dict[str, torch.Tensor]:
+def _chemistry(config: RandomCrystalConfig, device: str) -> dict[str, torch.Tensor]:
     elements = [gemmi.Element(element_number(i)) for i in range(1, len(SPECIES))]
     radii = torch.tensor([0.0] + [e.covalent_r for e in elements])
     vdw = torch.tensor([0.0] + [e.vdw_r for e in elements])
@@ -602,10 +604,6 @@ def _chemistry_cached(config: RandomCrystalConfig, device: str) -> dict[str, tor
         "n_elements_weights": torch.tensor(config.n_elements_weights, dtype=torch.float64, device=device),
         "log_dof_weights": torch.log(torch.tensor(config.dof_weights, dtype=torch.float32)).to(device),
     }
-
-
-def _chemistry(config: RandomCrystalConfig, device: str) -> dict[str, torch.Tensor]:
-    return _chemistry_cached(config, device)
 
 
 def _attempt(groups, config, t, chem, rand: _Random, accept_any: bool) -> dict[str, torch.Tensor]:
@@ -1047,9 +1045,7 @@ def pyxtal_crystals(
                 if generated.valid:
                     crystal = from_pymatgen(generated.to_pymatgen())
                     crystal.space_group = group
-            except _Timeout:
-                crystal = None
-            except Exception:  # pyxtal raises many kinds of errors for compositions it cannot place
+            except Exception:  # _Timeout, and the many kinds of errors pyxtal raises for what it cannot place
                 crystal = None
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
