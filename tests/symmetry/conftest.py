@@ -10,12 +10,9 @@ import numpy as np
 import pytest
 import spglib
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
 @pytest.fixture(scope="session")
-def reference_dir() -> Path:
-    folder = SHARED_DATA / "reference"
+def reference_dir(shared_data: Path) -> Path:
+    folder = shared_data / "reference"
     if not (folder / "canonical_extinction_to_space_group.csv").is_file():
         pytest.skip(f"extinction-group reference tables not found at {folder} (they live beside the repository)")
     return folder
