@@ -307,3 +307,48 @@ def _collection_info(path: Path, as_json: bool) -> None:
 
 if __name__ == "__main__":
     app()
+
+
+@app.command()
+def train(
+    model: str = typer.Option("resnet1d", "--model", "-m", help="Network: resnet1d (Lolla et al. 2022), resnet1d_wide, convnext1d, dense (Vecsei et al.), cnn_park."),
+    labels: str = typer.Option("bravais", "--labels", "-l", help="What to classify: bravais (14), sg (230 space groups), sg144 (the paper's 144), eg (extinction groups), cs (7 crystal systems)."),
+    data: list[str] = typer.Option(["synthetic"], "--data", "-d", help="'synthetic' (random crystals simulated on the fly) or pattern files from `powdersym dataset build` (repeatable)."),
+    instrument: str = typer.Option("neutron-cw", "--instrument", "-i", help="Instrument preset of synthetic data: neutron-cw, xray-cuka, neutron-tof (pattern files carry their own)."),
+    out: Path = typer.Option(Path("runs/run"), "--out", "-o", help="Folder for checkpoints, logs and the exported model (model.safetensors + model.json)."),
+    steps: int = typer.Option(20_000, "--steps", help="Training steps (mini-batches)."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Patterns per mini-batch (paper: 64 supervised, 32 SGAN)."),
+    lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate (paper: 1e-4)."),
+    sgan: bool = typer.Option(False, "--sgan", help="Semi-supervised GAN (Lolla et al.): unlabelled rows also train the discriminator."),
+    labelled_fraction: float = typer.Option(1.0, "--labelled-fraction", help="Fraction of the training rows that keep their labels (paper: 0.05, 0.1, 0.25, 0.5)."),
+    lattice_weight: float = typer.Option(0.0, "--lattice-weight", help="> 0: also regress a, b, c, alpha, beta, gamma with this weight on their MSE."),
+    augment: str = typer.Option("realistic", "--augment", help="Augmentation of synthetic patterns: realistic, vecsei, none."),
+    split: str = typer.Option("random", "--split", help="Split of pattern files: random, or structure (no formula/prototype in two parts)."),
+    seed: int = typer.Option(0, "--seed"),
+    validate_every: int = typer.Option(1000, "--validate-every", help="Steps between validations (and early-stopping checks)."),
+    checkpoint_every: int = typer.Option(1000, "--checkpoint-every", help="Steps between checkpoints (out/checkpoints/last.ckpt)."),
+    patience: int = typer.Option(10, "--patience", help="Validations without improvement before stopping early (0: never stop early)."),
+    devices: str = typer.Option("1", "--devices", help="GPUs (or CPU processes) to train on; more than one uses DDP."),
+    workers: int = typer.Option(2, "--workers", help="DataLoader worker processes reading pattern files."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from out/checkpoints/last.ckpt after an interruption."),
+    dropout: Optional[float] = typer.Option(None, "--dropout", help="Dropout of the residual blocks (resnet1d default 0.05; paper's Table 2: 0.1)."),
+) -> None:
+    """Train a classifier on synthetic or stored patterns and export it for `powdersym predict`."""
+    from powdersym.train import TrainConfig
+    from powdersym.train import train as run_training
+
+    try:
+        config = TrainConfig(
+            model=model, labels=labels, data=data[0] if data == ["synthetic"] else list(data), instrument=instrument,
+            out=str(out), seed=seed, max_steps=steps, batch_size=batch_size, lr=lr, sgan=sgan,
+            labelled_fraction=labelled_fraction, lattice_weight=lattice_weight, augment=augment, split=split,
+            validate_every=validate_every, checkpoint_every=checkpoint_every, patience=patience or None,
+            devices=int(devices) if devices.isdigit() else devices, num_workers=workers, dropout=dropout,
+        )  # fmt: skip
+        result = run_training(config, resume=resume)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    typer.echo(f"trained {result.steps} steps in {result.seconds:.0f} s; model: {result.model_path}")
+    for name, value in sorted(result.metrics.items()):
+        if name.startswith("val_"):
+            typer.echo(f"  {name} {value:.4f}")

@@ -1,0 +1,123 @@
+"""Training configuration: one dataclass with the main paper's hyper-parameters as defaults (Lolla et al. 2022,
+Table 2), and the label sets a model can be trained on."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+# Label set (as the CLI names it) -> label column of a pattern file / stream.
+LABEL_COLUMNS: dict[str, str] = {
+    "sg": "space_group",
+    "sg144": "sg144",
+    "bravais": "bravais",
+    "eg": "extinction_group",
+    "cs": "crystal_system",
+    "lattice_system": "lattice_system",
+    "laue_class": "laue_class",
+}
+LABEL_SET_ALIASES: dict[str, str] = {
+    "space_group": "sg", "extinction_group": "eg", "extinction": "eg", "crystal_system": "cs",
+}  # fmt: skip
+
+
+def canonical_label_set(label_set: str) -> str:
+    """'sg', 'sg144', 'bravais', 'eg', 'cs', ... from any accepted spelling; ValueError otherwise."""
+    name = LABEL_SET_ALIASES.get(label_set, label_set)
+    if name not in LABEL_COLUMNS:
+        raise ValueError(f"unknown label set {label_set!r} (known: {', '.join(LABEL_COLUMNS)})")
+    return name
+
+
+def class_names(label_set: str) -> list[str]:
+    """Names of a label set's classes in label order (space groups as 'number symbol')."""
+    from powdersym.structures.random import label_set_classes
+    from powdersym.symmetry import space_group
+
+    name = canonical_label_set(label_set)
+    classes = label_set_classes(LABEL_COLUMNS[name])
+    if name in ("sg", "sg144"):
+        return [f"{n} {space_group(int(n)).symbol}" for n in classes]
+    return [str(c) for c in classes]
+
+
+def n_classes(label_set: str) -> int:
+    return len(class_names(label_set))
+
+
+def class_target(labels: dict[str, torch.Tensor], label_set: str) -> torch.Tensor:
+    """Class indices [B] (long) of a batch's labels for a label set; -1 (ignored by the loss) where a row has no
+    class in the set (space groups outside the 144 subset)."""
+    name = canonical_label_set(label_set)
+    column = labels[LABEL_COLUMNS[name]].long()
+    return column - 1 if name == "sg" else column
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; defaults are the main paper's (Adam 1e-4, batch 64; SGAN: generator 1e-6,
+    discriminator 5e-6, batch 32) where it states them.
+
+    data: 'synthetic' (random crystals simulated on the fly) or pattern files (HDF5 from `powdersym dataset build`).
+    labelled_fraction: < 1 keeps labels on that fraction of the training part (the paper's Table 4 set-up); the
+    rest is used unlabelled by the SGAN and ignored by supervised models.
+    lattice_weight: > 0 adds six lattice-parameter heads (Garcia-Cardona's integrated multitask model) with this
+    weight on their MSE.
+    """
+
+    model: str = "resnet1d"
+    labels: str = "bravais"
+    data: str | list[str] = "synthetic"
+    instrument: str = "neutron-cw"
+    out: str = "runs/run"
+    seed: int = 0
+    max_steps: int = 20_000
+    batch_size: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    dropout: float | None = None  # None: the model's default
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    lattice_weight: float = 0.0
+    # synthetic data
+    augment: str = "realistic"
+    crystal_prior: str | None = None
+    validation_size: int = 2048
+    # stored data
+    split: str = "random"  # random | structure (structure-disjoint by prototype, else formula)
+    validation_fraction: float = 0.05
+    test_fraction: float = 0.10
+    labelled_fraction: float = 1.0
+    balanced: bool = True
+    num_workers: int = 2
+    # SGAN (Table 2)
+    sgan: bool = False
+    generator_lr: float = 1e-6
+    discriminator_lr: float = 5e-6
+    # running
+    precision: str | None = None  # None: bf16-mixed on a GPU, 32 on the CPU
+    accelerator: str = "auto"
+    devices: int | str = 1
+    validate_every: int = 1000
+    checkpoint_every: int = 1000
+    patience: int | None = 10  # validations without improvement before stopping (None: never)
+    compile: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.labels = canonical_label_set(self.labels)
+        if self.split not in ("random", "structure"):
+            raise ValueError(f"unknown split {self.split!r} (random or structure)")
+        if not 0 < self.labelled_fraction <= 1:
+            raise ValueError("labelled_fraction must lie in (0, 1]")
+        if self.batch_size < 1 or self.max_steps < 1:
+            raise ValueError("batch_size and max_steps must be positive")
+
+    @property
+    def synthetic(self) -> bool:
+        return self.data == "synthetic"
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,79 @@
+"""Lightning modules: thin wiring of a plain `nn.Module` (powdersym.models) to losses, metrics and optimisers.
+
+`Classifier`: cross-entropy on one label set (+ MSE on the scaled lattice parameters when the model has lattice
+heads). `SGAN`: the main paper's semi-supervised GAN (eqs. 1-3) with manual optimisation of generator and
+discriminator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from powdersym.train.config import TrainConfig, class_target
+
+
+def build_network(config: TrainConfig, n_classes: int, n_points: int) -> torch.nn.Module:
+    """The plain model a config describes (a MultiTask wrapper when lattice heads are asked for)."""
+    from powdersym.models import MultiTask, build_model
+
+    kwargs = dict(config.model_kwargs)
+    if config.dropout is not None:
+        kwargs["dropout"] = config.dropout
+    net = build_model(config.model, n_classes, n_points, **kwargs)
+    return MultiTask(net) if config.lattice_weight > 0 else net
+
+
+def topk_correct(logits: torch.Tensor, target: torch.Tensor, k: int) -> torch.Tensor:
+    """Rows [B] (bool) whose target is among the k highest logits (rows with target -1 count as wrong)."""
+    k = min(k, logits.shape[1])
+    return (logits.topk(k, dim=1).indices == target[:, None]).any(1)
+
+
+class Classifier(L.LightningModule):
+    """Supervised training of one classifier (optionally with lattice-parameter heads)."""
+
+    def __init__(self, config: dict[str, Any], n_classes: int, n_points: int, lattice_scaler: dict | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.config = TrainConfig(**config)
+        self.net = build_network(self.config, n_classes, n_points)
+        self.scaler = None
+        if lattice_scaler is not None:
+            from powdersym.models import LatticeScaler
+
+            self.scaler = LatticeScaler.from_dict(lattice_scaler)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        return self.net(x)
+
+    def _losses(self, batch: tuple[torch.Tensor, dict[str, torch.Tensor]], stage: str) -> torch.Tensor:
+        x, labels = batch
+        target = class_target(labels, self.config.labels)
+        out = self.net(x)
+        logits, lattice = out if isinstance(out, tuple) else (out, None)
+        loss = F.cross_entropy(logits.float(), target, ignore_index=-1)
+        log = {f"{stage}_ce": loss}
+        if lattice is not None and self.scaler is not None:
+            mse = F.mse_loss(lattice.float(), self.scaler.transform(labels["lattice"].float()))
+            log[f"{stage}_lattice_mse"] = mse
+            loss = loss + self.config.lattice_weight * mse
+        log[f"{stage}_loss"] = loss
+        with torch.no_grad():
+            log[f"{stage}_acc"] = topk_correct(logits, target, 1).float().mean()
+            log[f"{stage}_top5"] = topk_correct(logits, target, 5).float().mean()
+        on_step = stage == "train"
+        self.log_dict(log, on_step=on_step, on_epoch=not on_step, prog_bar=True, batch_size=len(x))
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._losses(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._losses(batch, "val")
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.net.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)

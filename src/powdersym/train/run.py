@@ -1,0 +1,149 @@
+"""`train(config)`: one Lightning run from a TrainConfig to an exported model (safetensors + JSON).
+
+The loop is Lightning's; what it does is stated here: endless batches (synthetic stream or balanced draws from
+pattern files), validation every `validate_every` steps, a checkpoint every `checkpoint_every` steps (`last.ckpt`,
+resumable, and the best by validation loss), early stopping on the validation loss, CSV (and TensorBoard where
+installed) logs under `out/`, bf16 mixed precision on a GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from powdersym.models.saved import save_model
+from powdersym.simulate import preset
+from powdersym.train.config import TrainConfig, class_names
+from powdersym.train.data import PatternData
+
+
+@dataclass
+class TrainResult:
+    """Where a run left its files and what it measured on the validation data."""
+
+    model_path: Path
+    checkpoint: Path | None
+    steps: int
+    seconds: float
+    metrics: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        return {k: str(v) if isinstance(v, Path) else v for k, v in out.items()}
+
+
+def instrument_of(config: TrainConfig, data: PatternData):
+    """The instrument of the training patterns: the preset, or what the pattern files say they were made with."""
+    if config.synthetic:
+        return preset(config.instrument)
+    data.setup()
+    assert data.dataset is not None
+    return data.dataset.instrument
+
+
+def fit_lattice_scaler(config: TrainConfig, data: PatternData) -> dict | None:
+    """Scaling of the six lattice targets, fitted on training labels (synthetic: 4096 crystals drawn on the CPU
+    from a seed the training stream does not use)."""
+    if config.lattice_weight <= 0:
+        return None
+    from powdersym.models import LatticeScaler
+
+    if config.synthetic:
+        from powdersym.data.generate import SyntheticSettings, make_generator, synthetic_crystals
+        from powdersym.train.config import LABEL_COLUMNS
+
+        settings = SyntheticSettings(LABEL_COLUMNS[config.labels], config.crystal_prior)
+        crystals = synthetic_crystals(4096, settings, make_generator(config.seed + 20_000, "cpu"), "cpu")
+        lattice = crystals.batch.lattice.float()
+    else:
+        assert data.dataset is not None
+        lattice = torch.from_numpy(data.dataset.labels["lattice"][data.split["train"]]).float()
+    return LatticeScaler.fit(lattice).to_dict()
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def trainer_for(config: TrainConfig, out: Path) -> L.Trainer:
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    gpu = torch.cuda.is_available() and config.accelerator in ("auto", "gpu", "cuda")
+    precision = config.precision or ("bf16-mixed" if gpu else "32-true")
+    callbacks: list = [
+        ModelCheckpoint(dirpath=out / "checkpoints", every_n_train_steps=config.checkpoint_every, save_last=True, save_top_k=0),
+        ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_loss", mode="min", save_top_k=1),
+    ]
+    if config.patience is not None:
+        callbacks.append(EarlyStopping(monitor="val_loss", patience=config.patience, check_on_train_epoch_end=False))
+    loggers: list = [CSVLogger(out, name="logs", version="")]
+    if importlib.util.find_spec("tensorboard") is not None:
+        loggers.append(TensorBoardLogger(out, name="tensorboard", version=""))
+    strategy = "ddp" if (isinstance(config.devices, int) and config.devices > 1) or config.devices == "auto" and torch.cuda.device_count() > 1 else "auto"
+    return L.Trainer(
+        max_steps=config.max_steps, val_check_interval=config.validate_every, check_val_every_n_epoch=None,
+        limit_val_batches=None, num_sanity_val_steps=0, accelerator=config.accelerator, devices=config.devices,
+        strategy=strategy, precision=precision, callbacks=callbacks, logger=loggers, log_every_n_steps=min(50, config.validate_every),
+        enable_progress_bar=config.progress, enable_model_summary=False, use_distributed_sampler=False, default_root_dir=out,
+    )  # fmt: skip
+
+
+def train(config: TrainConfig, resume: bool = False) -> TrainResult:
+    """Train a model as `config` says and export it to `config.out`/model.safetensors (+ .json)."""
+    from powdersym.train.module import SGAN, Classifier
+
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = PatternData(config)
+    instrument = instrument_of(config, data)
+    n_points = len(instrument.grid()) if config.synthetic else data.dataset.n_points  # type: ignore[union-attr]
+    classes = class_names(config.labels)
+    scaler = fit_lattice_scaler(config, data)
+    module_type = SGAN if config.sgan else Classifier
+    module = module_type(config.as_dict(), len(classes), n_points, scaler)
+    if config.compile:
+        module.net = torch.compile(module.net)
+    trainer = trainer_for(config, out)
+    checkpoint = out / "checkpoints" / "last.ckpt"
+    if resume and not checkpoint.is_file():
+        raise FileNotFoundError(f"{checkpoint}: nothing to resume from")
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=data, ckpt_path=str(checkpoint) if resume else None)
+    seconds = time.perf_counter() - start
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    best = trainer.checkpoint_callbacks[1].best_model_path if len(trainer.checkpoint_callbacks) > 1 else ""
+    if best and config.patience is not None:
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+    net = getattr(module.net, "_orig_mod", module.net)
+    meta = {
+        "model": config.model, "n_classes": len(classes), "n_points": n_points, "label_set": config.labels,
+        "classes": classes, "model_kwargs": net.config if hasattr(net, "config") else {},
+        "lattice_heads": config.lattice_weight > 0, "lattice_scaler": scaler,
+        "instrument": dataclasses.asdict(instrument), "normalisation": "max", "temperature": 1.0,
+        "training": {**data.describe(), "steps": int(trainer.global_step), "seconds": round(seconds, 1),
+                     "hardware": torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu",
+                     "commit": git_commit(), "config": config.as_dict(), "sgan": config.sgan},
+        "metrics": metrics,
+    }  # fmt: skip
+    if trainer.is_global_zero:
+        save_model(out / "model.safetensors", net.discriminator if config.sgan else net, meta)
+        (out / "result.json").write_text(json.dumps(metrics, indent=1))
+    return TrainResult(out / "model.safetensors", checkpoint if checkpoint.is_file() else None, int(trainer.global_step), seconds, metrics)
