@@ -8,7 +8,8 @@ pyxtal is needed only here (Wyckoff positions and maximal subgroups, from the Bi
 it ships); the package itself needs only numpy, torch and gemmi. Writes into src/powdersym/symmetry/data/:
 
 - space_groups.json: symbols, point group, Laue class, crystal system, Wyckoff letters, maximal subgroups,
-  enantiomorphic partners and the powder extinction groups, with the sources and their versions;
+  enantiomorphic partners and the extinction groups (99, ITA convention, each with its powder class of the 97
+  that powder data can separate), with the sources and their versions;
 - symmetry_operations.npz: the operations of every group and the orbit maps of every Wyckoff position, as int8
   rotations and int8 translations in units of 1/24 (gemmi's denominator), so the file stays small and exact.
 
@@ -37,7 +38,7 @@ spglib.error.OLD_ERROR_HANDLING = False  # raise SpglibError instead of returnin
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from powdersym.symmetry.extinction import extinction_partition  # noqa: E402
+from powdersym.symmetry.extinction import extinction_keys, partition_by  # noqa: E402
 from powdersym.symmetry.labels import lattice_system_of  # noqa: E402
 from powdersym.symmetry.tables import TRANSLATION_DENOMINATOR  # noqa: E402
 
@@ -195,16 +196,19 @@ def main() -> None:
     # Extinction groups: computed here by the package's own code, from the operations just exported, so that
     # run-time lookups are free; tests/symmetry recomputes them and compares with this file and the reference.
     lattice_systems = [lattice_system_of(g["crystal_system"], g["centring"]) for g in groups]
-    partition = extinction_partition(
+    keys = extinction_keys(
         [r.astype(np.int64) for r in op_rotations], [t.astype(np.int64) for t in op_translations], lattice_systems
     )
+    partition = partition_by(keys)  # the 99 extinction groups (ITA convention)
+    powder_partition = partition_by([powder for powder, _ in keys])  # the 97 powder classes
+    powder_class_of_sg = {n: index for index, members in enumerate(powder_partition) for n in members}
     reference = reference_symbols(args.reference_dir)
     extinction_groups = []
     for members in partition:
         # name a computed class after the reference class of its lowest-numbered member
         symbol = next(c["symbol"] for c in reference if members[0] in c["space_groups"])
         extinction_groups.append({"symbol": symbol, "lattice_system": lattice_systems[members[0] - 1],
-                                  "space_groups": members})
+                                  "space_groups": members, "powder_class": powder_class_of_sg[members[0]]})
 
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -218,7 +222,8 @@ def main() -> None:
                 f"spglib {version('spglib')}",
             "Wyckoff positions, maximal t- and k-subgroups": f"pyxtal {version('pyxtal')} (Bilbao Crystallographic "
                                                              "Server tables)",
-            "extinction groups": "computed by powdersym.symmetry.extinction from the exported operations",
+            "extinction groups and their powder classes": "computed by powdersym.symmetry.extinction from the "
+                                                          "exported operations",
             "extinction group symbols": REFERENCE_SOURCE,
         },
         "translation_denominator": TRANSLATION_DENOMINATOR,
@@ -234,9 +239,10 @@ def main() -> None:
         wyckoff_translations_24=np.concatenate(orbit_translations),
     )
     for path in sorted(args.out.iterdir()):
-        print(f"{path.relative_to(REPO)}: {path.stat().st_size / 1024:.0f} KiB")
+        shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+        print(f"{shown}: {path.stat().st_size / 1024:.0f} KiB")
     print(f"{len(groups)} space groups, {n_ops_total} operations, {n_orbit_total} Wyckoff orbit maps, "
-          f"{len(extinction_groups)} extinction groups")
+          f"{len(extinction_groups)} extinction groups in {len(powder_partition)} powder classes")
 
 
 if __name__ == "__main__":

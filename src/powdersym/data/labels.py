@@ -2,7 +2,8 @@
 
 Class labels come from the space-group number through the symmetry tables (`powdersym.symmetry.label_tables`):
 Bravais index in the seed paper's 14-class order (`BRAVAIS_LABELS`), crystal and lattice system, Laue class,
-point group, extinction group (the 97 computed powder classes) and the 144-subset index (-1 outside it).
+point group, extinction group (the 99 ITA extinction groups computed from the absences; powder data separate
+only 97 classes, two pairs merged: `powdersym.symmetry.extinction`) and the 144-subset index (-1 outside it).
 """
 
 from __future__ import annotations
