@@ -155,7 +155,7 @@ def marginalise(probs: Array, to: str) -> Array:
     groups. Returns the input's type (a tensor stays on its device and dtype)."""
     membership = _membership(_source_set(probs.shape[-1]), to)
     if isinstance(probs, torch.Tensor):
-        return probs @ torch.as_tensor(membership, dtype=probs.dtype, device=probs.device)
+        return probs @ torch.tensor(membership, dtype=probs.dtype, device=probs.device)
     return np.asarray(probs) @ membership
 
 
