@@ -1,5 +1,15 @@
-"""Reading and writing pattern files."""
+"""Reading measured patterns (GSAS, pdCIF, column files, instrument parameters) and preparing them for a model."""
 
+from powdersym.io.instprm import read_instrument_parameters
+from powdersym.io.pattern import UNITS, MeasuredPattern, PatternFormatError
+from powdersym.io.readers import read_pattern
 from powdersym.io.xye import write_xye
 
-__all__ = ["write_xye"]
+__all__ = [
+    "UNITS",
+    "MeasuredPattern",
+    "PatternFormatError",
+    "read_instrument_parameters",
+    "read_pattern",
+    "write_xye",
+]
