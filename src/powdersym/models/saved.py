@@ -51,12 +51,15 @@ def meta_path(path: str | os.PathLike) -> Path:
 
 
 def save_model(path: str | os.PathLike, net: torch.nn.Module, meta: dict[str, Any], half: bool = False) -> Path:
-    """Write `path` (.safetensors) and its JSON; `meta` must hold model, n_classes, n_points and model_kwargs.
-    half=True stores float16 weights (half the size; loaded back as float32)."""
+    """Write `path` (.safetensors) and its JSON: `meta` (label_set, classes, instrument, ...) plus the network's
+    own description (`network`: model_config, to rebuild it). half=True stores float16 weights (half the size;
+    loaded back as float32)."""
+    from powdersym.models import model_config
+
     path = Path(path).with_suffix(".safetensors")
-    missing = {"model", "n_classes", "n_points", "label_set"} - set(meta)
-    if missing:
-        raise ValueError(f"model description lacks {', '.join(sorted(missing))}")
+    if "label_set" not in meta:
+        raise ValueError("model description lacks label_set")
+    meta = {**meta, "network": model_config(net)}
     state = {k: v.detach().to("cpu", torch.float16 if half and v.is_floating_point() else v.dtype).contiguous()
              for k, v in net.state_dict().items()}  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +71,7 @@ def save_model(path: str | os.PathLike, net: torch.nn.Module, meta: dict[str, An
 
 def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> SavedModel:
     """A saved model in eval mode on `device`; ModelFileError for anything that is not one."""
-    from powdersym.models import MultiTask, build_model
+    from powdersym.models import rebuild_model
 
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -77,9 +80,7 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> S
         raise ModelFileError(f"{path}: no such model (needs {path.name} and {meta_path(path).name})")
     try:
         meta = json.loads(meta_path(path).read_text())
-        net = build_model(meta["model"], int(meta["n_classes"]), int(meta["n_points"]), **meta.get("model_kwargs", {}))
-        if meta.get("lattice_heads"):
-            net = MultiTask(net, conditional=bool(meta.get("conditional", False)))
+        net = rebuild_model(meta["network"])
         state = load_file(str(path))
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
