@@ -1,0 +1,38 @@
+"""Figure of what preprocessing did to a measured pattern: raw and background, then the model input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_preprocessing(prepared, path: str | Path, title: str | None = None) -> Path:
+    """Write a PNG: top, the measurement on the model grid with the subtracted background and the uncovered
+    parts shaded; bottom, the model input (max-normalised, zero outside the measured range)."""
+    path = Path(path)
+    x = prepared.x
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True, constrained_layout=True)
+    covered = prepared.covered
+    raw = np.where(covered, prepared.raw_on_grid, np.nan)
+    top.plot(x, raw, lw=0.7, color="0.2", label="measured (on grid)")
+    if prepared.background_method is not None:
+        top.plot(x, np.where(covered, prepared.background, np.nan), lw=1.2, color="tab:red",
+                 label=f"background ({prepared.background_method})")
+    top.set_ylabel("intensity (file units)")
+    bottom.plot(x, prepared.y, lw=0.7, color="tab:blue", label="model input")
+    bottom.set_ylabel("normalised intensity")
+    bottom.set_xlabel(prepared.x_label)
+    for axis in (top, bottom):
+        axis.fill_between(x, 0, 1, where=~covered, transform=axis.get_xaxis_transform(), color="0.9",
+                          label="not measured")
+        axis.legend(loc="upper right", fontsize=8)
+    fig.suptitle(title or f"{Path(prepared.source).name} on {prepared.instrument}", fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
