@@ -30,7 +30,7 @@ class GsasBank:
     x: np.ndarray
     y: np.ndarray
     sigma: np.ndarray
-    n_promised: int  # nchan of the BANK line; GSAS-II, like this reader, keeps a bank cut short at the end
+    n_promised: int  # nchan of the BANK line; as GSAS-II, explicit-x records are all kept, whatever nchan says
 
 
 def is_gsas(text: str) -> bool:
@@ -100,7 +100,8 @@ def read_bank(text: str, source: str, bank: int | None) -> GsasBank:
     if len(y) < 2:
         raise PatternFormatError(f"bank {numbers[index]}: BANK line promises {n_points} points, found {len(y)}",
                                  source)
-    x, y, sigma = x[:n_points], y[:n_points], sigma[:n_points]
+    if record_type in ("STD", "ESD"):  # positions come from the count: records past nchan are padding
+        x, y, sigma = x[:n_points], y[:n_points], sigma[:n_points]
     return GsasBank(numbers[index], binning, record_type, x, y, sigma, n_points)
 
 

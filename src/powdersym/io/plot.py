@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def plot_preprocessing(prepared, path: str | Path, title: str | None = None) -> Path:
     """Write a PNG: top, the measurement on the model grid with the subtracted background and the uncovered
     parts shaded; bottom, the model input (max-normalised, zero outside the measured range)."""
+    from matplotlib.figure import Figure  # Agg canvas, without touching pyplot's global backend
+
     path = Path(path)
     x = prepared.x
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True, constrained_layout=True)
+    fig = Figure(figsize=(10, 6), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True)
     covered = prepared.covered
     raw = np.where(covered, prepared.raw_on_grid, np.nan)
     top.plot(x, raw, lw=0.7, color="0.2", label="measured (on grid)")
@@ -34,5 +33,4 @@ def plot_preprocessing(prepared, path: str | Path, title: str | None = None) -> 
     fig.suptitle(title or f"{Path(prepared.source).name} on {prepared.instrument}", fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -69,8 +69,8 @@ def read_pattern(
         header = gsas.header_comments(text) + [line for line in text.splitlines() if line.startswith("#")]
         metadata.update(format=f"gsas-{data.record_type.lower()}", binning=data.binning, bank=data.number,
                         title=header[0].strip()[:80])
-        if len(data.y) < data.n_promised:
-            metadata["missing_points"] = data.n_promised - len(data.y)  # the file ends early
+        if len(data.y) != data.n_promised:
+            metadata["missing_points"] = data.n_promised - len(data.y)  # negative: more records than promised
         instrument = _instrument(instrument_file, data.number, header, path, source)
         file_unit = unit or _gsas_unit(data, instrument)
         x = data.x / 100.0 if file_unit == "two_theta" else data.x  # CW GSAS x is in centidegrees
