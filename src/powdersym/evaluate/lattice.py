@@ -62,7 +62,9 @@ def lattice_metrics(
                                       [f"p{i}" for i in range(true.shape[1])]))
     if len(names) != true.shape[1]:
         raise ValueError(f"{len(names)} parameter names for {true.shape[1]} columns")
-    scaled_pred, scaled_true = (predicted, true) if scaler is None else (_scale(predicted, scaler), _scale(true, scaler))
+    scaled_pred, scaled_true = (predicted, true)
+    if scaler is not None:
+        scaled_pred, scaled_true = _scale(predicted, scaler), _scale(true, scaler)
     out = {"parameters": list(names), "mse_on": "raw" if scaler is None else "scaled",
            **_errors(predicted, true, scaled_pred, scaled_true, names)}
     if crystal_system is not None:

@@ -44,12 +44,12 @@ def save_figure(fig: Any, path: str | Path, dpi: int = 120) -> Path:
 
 
 def _matrix_axes(ax: Any, values: np.ndarray, row_names: Sequence[str], col_names: Sequence[str],
-                 annotate: bool) -> Any:
+                 annotate: bool, tick_labels: bool = True) -> Any:
     image = ax.imshow(values, cmap="Blues", vmin=0, aspect="auto", interpolation="nearest")
-    n = max(len(row_names), len(col_names))
-    fontsize = 7 if n <= 40 else 5 if n <= 100 else 3.5  # figures grow up to a cap, so labels shrink past it
-    ax.set_xticks(range(len(col_names)), col_names, rotation=90, fontsize=fontsize)
-    ax.set_yticks(range(len(row_names)), row_names, fontsize=fontsize)
+    if tick_labels:
+        fontsize = 7 if max(len(row_names), len(col_names)) <= 40 else 5  # figures stop growing, labels shrink
+        ax.set_xticks(range(len(col_names)), col_names, rotation=90, fontsize=fontsize)
+        ax.set_yticks(range(len(row_names)), row_names, fontsize=fontsize)
     if annotate:
         top = values.max() if values.size else 0
         fmt = "{:.1f}" if top < 10 else "{:.0f}"
@@ -67,20 +67,26 @@ def plot_confusion(
     *,
     normalise: str = "true",
     title: str = "",
-    separators: Sequence[int] = (),
+    groups: Sequence[tuple[str, int]] = (),
 ) -> Path:
     """Confusion matrix in % (rows = true class): 'true' normalises each row, 'all' the whole matrix (Lolla et al.
-    Fig. 8). Cells are annotated up to 20 classes; lines are drawn before the class indices in separators (e.g.
-    where a new crystal system starts)."""
+    Fig. 8). Cells are annotated up to 20 classes. groups, (name, first class index) such as the crystal systems of
+    the space groups, are drawn as blocks; beyond 60 classes their names replace the class names on the axes."""
     plt = _pyplot()
     values = normalise_confusion(np.asarray(matrix), by=normalise)
     n = len(class_names)
-    size = min(4 + 0.35 * n, 24)
+    size = min(4 + 0.35 * n, 20)
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
-    image = _matrix_axes(ax, values, class_names, class_names, annotate=n <= 20)
-    for boundary in separators:
-        ax.axhline(boundary - 0.5, color="grey", lw=0.5)
-        ax.axvline(boundary - 0.5, color="grey", lw=0.5)
+    image = _matrix_axes(ax, values, class_names, class_names, annotate=n <= 20, tick_labels=not groups or n <= 60)
+    starts = [start for _, start in groups]
+    for start in starts[1:]:
+        ax.axhline(start - 0.5, color="grey", lw=0.5)
+        ax.axvline(start - 0.5, color="grey", lw=0.5)
+    if groups and n > 60:
+        centres = [(a + b - 1) / 2 for a, b in zip(starts, [*starts[1:], n])]
+        names = [name for name, _ in groups]
+        ax.set_xticks(centres, names, rotation=90, fontsize=8)
+        ax.set_yticks(centres, names, fontsize=8)
     fig.colorbar(image, ax=ax, label="% of true class" if normalise == "true" else "% of all patterns")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")

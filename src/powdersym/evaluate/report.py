@@ -306,15 +306,15 @@ def write_report(report: Report, out_dir: str | Path, figures: bool = True) -> l
 def _figures(report: Report, out_dir: Path) -> list[Path]:
     what = f"{report.model or 'model'}: {report.label_set}"
     confusion = np.asarray(report.confusion)
-    separators: list[int] = []
-    if report.label_set in SPACE_GROUP_SETS:
+    groups: list[tuple[str, int]] = []
+    if report.label_set in SPACE_GROUP_SETS:  # classes run in number order, so crystal systems are contiguous
         system = crystal_system_of_classes(report.label_set)
-        separators = (np.flatnonzero(np.diff(system)) + 1).tolist()
+        groups = [(CRYSTAL_SYSTEMS[system[i]], int(i)) for i in np.flatnonzero(np.diff(system, prepend=-1))]
     paths = [
         plots.plot_confusion(confusion, report.class_names, out_dir / "confusion.png", normalise="true", title=what,
-                             separators=separators),
+                             groups=groups),
         plots.plot_confusion(confusion, report.class_names, out_dir / "confusion_all.png", normalise="all",
-                             title=what, separators=separators),
+                             title=what, groups=groups),
         plots.plot_certainty(report.certainty, out_dir / "certainty.png", title=what),
         plots.plot_refusal(report.refusal, out_dir / "refusal.png", title=what),
         plots.plot_reliability(report.calibration["reliability_before"], out_dir / "reliability.png",
