@@ -65,6 +65,11 @@ def read_columns(text: str, source: str) -> tuple[np.ndarray, np.ndarray, np.nda
             source,
         )
     data = np.asarray(rows, dtype=np.float64)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        name = ("x", "intensity", "sigma")[column]
+        raise PatternFormatError(f"{name} is not finite (NaN or inf) in data row {row + 1}", source)
     sigma = data[:, 2] if n_columns == 3 else None
     return data[:, 0], data[:, 1], sigma, header
 
