@@ -29,12 +29,13 @@ def _is_png(path) -> bool:
     return data.startswith(PNG_SIGNATURE) and len(data) > 2000
 
 
-def _space_group_outputs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def _sg144_outputs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Logits of a 144-way model and the stored labels (indices into SG144)."""
     rng = np.random.default_rng(seed)
-    numbers = rng.integers(1, 231, n)
-    logits = rng.normal(size=(n, 230))
-    logits[np.arange(n), numbers - 1] += 3.0
-    return logits, numbers
+    labels = rng.integers(0, 144, n)
+    logits = rng.normal(size=(n, 144))
+    logits[np.arange(n), labels] += 3.0
+    return logits, labels
 
 
 def test_one_hot_predictions_score_everything_right():
@@ -65,13 +66,13 @@ def test_rows_without_a_class_are_left_out():
 
 
 def test_write_report_writes_every_file(tmp_path):
-    logits, numbers = _space_group_outputs(400)
-    val_logits, val_numbers = _space_group_outputs(400, seed=1)
+    logits, labels = _sg144_outputs(400)
+    val_logits, val_labels = _sg144_outputs(400, seed=1)
     rng = np.random.default_rng(2)
     lattice_true = rng.uniform(3, 12, size=(400, 6))
     overlap = split_overlap(["NaCl", "KCl"], ["NaCl"] * 100 + ["LiF"] * 300)
     report = evaluate_predictions(
-        2.0 * logits, numbers, "space_group", val_logits=2.0 * val_logits, val_labels=val_numbers,
+        2.0 * logits, labels, "sg144", val_logits=2.0 * val_logits, val_labels=val_labels,
         refusal_target_accuracy=0.9, lattice_pred=lattice_true * 1.01, lattice_true=lattice_true,
         model="resnet1d-test", training_data="synthetic test rows", split="test", test_data="constructed logits",
         overlap=overlap, commit="abc123",
@@ -95,7 +96,7 @@ def test_write_report_writes_every_file(tmp_path):
     assert Report.from_dict(data).merged_accuracy == pytest.approx(report.merged_accuracy)
     markdown = (tmp_path / "out" / "report.md").read_text()
     for text in ("top-1", "balanced accuracy", "accuracy at 50 % coverage", "ECE (15 bins)", "same up to enantiomorph",
-                 "## Per-class accuracy", "76 P41", "## Lattice parameters", "100 of 400 test rows", "abc123"):
+                 "## Per-class accuracy", "92 P41212", "## Lattice parameters", "100 of 400 test rows", "abc123"):
         assert text in markdown, text
 
 

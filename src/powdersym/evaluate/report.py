@@ -172,7 +172,8 @@ def evaluate_predictions(
     and, with refusal_target_accuracy, a refusal threshold whose test coverage and accuracy are reported.
     lattice_pred / lattice_true [N, 6] add lattice-parameter metrics, per crystal system where it is known
     (crystal_system [N] indices, or derived from space-group / crystal-system labels). overlap is a text or the
-    dict of `split_overlap`. commit defaults to the checkout's commit, date to now (UTC).
+    dict of `split_overlap`. commit defaults to the checkout's commit, date to now (UTC). Certainty, refusal and
+    the 'before' ECE use the outputs as given (temperature scaling is reported, not applied to them).
     """
     scores = to_numpy(probs_or_logits).astype(np.float64)
     labels = to_numpy(labels).astype(np.int64).reshape(-1)
