@@ -141,8 +141,9 @@ def resample_to_grid(pattern: MeasuredPattern, instrument: Instrument) -> tuple[
     u, y = u[keep], pattern.y[keep]
     order = np.argsort(u, kind="stable")
     u, y = u[order], y[order]
-    distinct = np.concatenate([[True], np.diff(u) > 0])
-    u, y = u[distinct], y[distinct]
+    if len(u):
+        distinct = np.concatenate([[True], np.diff(u) > 0])
+        u, y = u[distinct], y[distinct]
     n_grid = instrument.n_points
     grid_u = instrument.u_min + instrument.u_step * np.arange(n_grid)
     if len(u) < 2:
@@ -156,7 +157,8 @@ def resample_to_grid(pattern: MeasuredPattern, instrument: Instrument) -> tuple[
     width = hi - lo
     with np.errstate(invalid="ignore", divide="ignore"):
         average = (cumulative(hi) - cumulative(lo)) / width
-    values = np.where((n_inside >= 2) & (width > 0), average, np.interp(grid_u, u, y))
+    whole_cell = (grid_u - half >= u[0]) & (grid_u + half <= u[-1])  # edge cells: interpolate, no half-cell bias
+    values = np.where((n_inside >= 2) & whole_cell & (width > 0), average, np.interp(grid_u, u, y))
     return np.where(covered, values, 0.0), covered
 
 

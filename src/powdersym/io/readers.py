@@ -194,7 +194,7 @@ def _assemble(x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None, unit: str,
               from_file: dict, instrument: dict | None, from_arguments: dict) -> MeasuredPattern:
     """Order, trim and calibrate: file header < instrument file < arguments."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if len(x) >= 2 and np.all(np.diff(x) < 0):
+    if len(x) >= 2 and np.all(np.isfinite(x)) and np.all(np.diff(x) < 0):
         x, y = x[::-1], y[::-1]
         sigma = None if sigma is None else sigma[::-1]
         metadata["reversed"] = True
