@@ -41,18 +41,12 @@ FIRST_RECORDS = {
 DIFC = {"LaB6_POWGEN": 22581.63, "NAC_POWGEN_22048": 22600.2479192, "Mn3O4_POWGEN_20254-2_10K": 22586.9009385}
 
 
-def _metadata_rows() -> list[tuple[str, dict]]:
-    root = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "measured"
-    out = []
-    for dataset in DATASETS:
-        table = root / dataset / "metadata.csv"
-        if table.exists():
-            with open(table, newline="") as handle:
-                out += [(dataset, row) for row in csv.DictReader(handle)]
-    return out
-
-
-ROWS = _metadata_rows()
+def _rows(shared_data: Path, dataset: str) -> list[dict]:
+    table = shared_data / "measured" / dataset / "metadata.csv"
+    if not table.exists():
+        pytest.skip(f"{table} not found")
+    with open(table, newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 def _first_number(text: str) -> float | None:
@@ -74,9 +68,21 @@ def _arguments(folder: Path, row: dict) -> tuple[Path, dict]:
     return folder / files[0], kwargs
 
 
-@pytest.mark.parametrize("dataset,row", ROWS, ids=[row["id"] + "@" + d[:4] for d, row in ROWS])
-def test_listed_pattern_loads_or_is_refused(shared_data: Path, dataset: str, row: dict) -> None:
-    path, kwargs = _arguments(shared_data / "measured" / dataset, row)
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_listed_patterns_load_or_are_refused(shared_data: Path, dataset: str) -> None:
+    """Each metadata.csv row: its pattern loads and agrees with an independent reading, or it is one of
+    REFUSED and the one-line refusal names the file and the reason."""
+    failures = []
+    for row in _rows(shared_data, dataset):
+        try:
+            _check_row(shared_data / "measured" / dataset, row)
+        except Exception as error:  # collect every row's failure, not only the first
+            failures.append(f"{row['id']}: {type(error).__name__}: {str(error)[:300]}")
+    assert not failures, "\n".join(failures)
+
+
+def _check_row(folder: Path, row: dict) -> None:
+    path, kwargs = _arguments(folder, row)
     if row["id"] in REFUSED:
         with pytest.raises(PatternFormatError) as refusal:
             read_pattern(path, **kwargs)
@@ -87,15 +93,13 @@ def test_listed_pattern_loads_or_is_refused(shared_data: Path, dataset: str, row
     assert len(pattern) > 100 and np.all(np.diff(pattern.x) > 0) and np.all(np.isfinite(pattern.y))
     d = pattern.d_spacing()
     assert np.all(np.isfinite(d)) and 0.05 < d.min() and d.max() < 200
-    radiation = row["radiation"]
-    assert pattern.unit == ("tof" if radiation == "neutron_tof" else "two_theta")
+    assert pattern.unit == ("tof" if row["radiation"] == "neutron_tof" else "two_theta")
     if pattern.unit == "two_theta":
         assert pattern.wavelength == pytest.approx(_first_number(row["wavelength_A"]), abs=2e-4)
         if "/" in row["wavelength_A"]:  # a K-alpha doublet
             assert pattern.wavelength2 == pytest.approx(float(row["wavelength_A"].split("/")[1].split()[0]), abs=2e-4)
     else:
-        assert pattern.difc == pytest.approx(DIFC.get(row["id"], pattern.difc))
-        assert pattern.difc > 0
+        assert pattern.difc > 0 and pattern.difc == pytest.approx(DIFC.get(row["id"], pattern.difc))
     _cross_check(pattern, path, row)
 
 

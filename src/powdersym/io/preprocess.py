@@ -73,13 +73,14 @@ def preprocess(
 ) -> PreparedPattern:
     """Map `pattern` onto `instrument`'s grid and make it a model input.
 
-    Background default 'chebyshev' (degree 12, iteratively clipped): checked against the Rietveld-refined
-    backgrounds (_pd_proc_intensity_bkg_calc) of the four shared pdCIF files that give one, on all three preset
-    grids, it keeps the median peak height above background within 2 % of the refined one (8-10 % on
-    sq3214, whose background is an amorphous hump) and does not depend on peak widths. SNIP clips with a
-    window of `snip_fwhm` peak FWHMs (the model's, widened to the measured width of the strongest peak); it
-    follows structured diffuse backgrounds (GEM SF6) better but cut peaks by 5-30 % where the measured peaks are
-    much broader than the model's (I15 GaPO4 at 0.17 Å, the sq3214 hump). None leaves the background in.
+    Background default 'chebyshev' (degree 12, iteratively clipped), chosen on the shared measured files: against
+    the Rietveld-refined backgrounds (_pd_proc_intensity_bkg_calc) of the four pdCIF files that give one, on all
+    three preset grids, it keeps the median peak height above background within 2 % of the refined one (8-10 %
+    on sq3214, whose background is an amorphous hump; test_default_background_follows_rietveld_refined_
+    backgrounds), and it does not depend on peak widths. SNIP clips with a window of `snip_fwhm` peak FWHMs (the
+    model instrument's, widened to the measured width of the strongest peak): it follows structured diffuse
+    backgrounds (GEM SF6) better, but it cut peak heights by 6-20 % on sq3214 and ate most of the broad peaks of
+    the I15 GaPO4 pattern (0.17 Å) before the widening. None leaves the background in.
     """
     if background not in BACKGROUND_METHODS:
         raise ValueError(f"unknown background method {background!r} (expected 'snip', 'chebyshev' or None)")

@@ -45,7 +45,8 @@ def read_pattern(
     `unit`: 'two_theta' | 'tof' | 'd' | 'q' for files that do not state it (plain columns are otherwise
     inferred from the x range: ToF above 1000, 2theta up to 180). `bank`: the histogram of a multi-bank GSAS
     file (the number on its BANK line), the profile of a multi-profile CIF (1-based), and the bank of a
-    multi-bank instrument file (defaults to the data's bank). Errors: PatternFormatError, one line.
+    multi-bank instrument file (defaults to the data's bank). `difc`/`difa` (µs/Å, µs/Å^2) calibrate ToF;
+    `zero` is ToF ZERO (µs) or the 2theta zero shift (deg). Errors: PatternFormatError, one line.
     """
     path = Path(path)
     source = str(path)
