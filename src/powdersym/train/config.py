@@ -40,7 +40,7 @@ def class_names(label_set: str) -> list[str]:
     name = canonical_label_set(label_set)
     classes = label_set_classes(LABEL_COLUMNS[name])
     if name in ("sg", "sg144"):
-        return [f"{n} {space_group(int(n)).symbol}" for n in classes]
+        return [f"{n} {space_group(int(n)).hm_symbol}" for n in classes]
     return [str(c) for c in classes]
 
 
@@ -101,6 +101,7 @@ class TrainConfig:
     accelerator: str = "auto"
     devices: int | str = 1
     validate_every: int = 1000
+    log_every: int = 50
     checkpoint_every: int = 1000
     patience: int | None = 10  # validations without improvement before stopping (None: never)
     compile: bool = False

@@ -112,7 +112,13 @@ class PatternData(L.LightningDataModule):
         return DataLoader(self.dataset, sampler=sampler, batch_size=None, num_workers=c.num_workers,
                           persistent_workers=c.num_workers > 0)  # fmt: skip
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | dict[str, DataLoader]:
+        c = self.config
+        if c.sgan:
+            return {"labelled": self._labelled_loader(), "unlabelled": self.unlabelled_dataloader()}
+        return self._labelled_loader()
+
+    def _labelled_loader(self) -> DataLoader:
         c = self.config
         if c.synthetic:
             return DataLoader(self._stream(c.seed, c.batch_size, start=self._start_step()), batch_size=None)
@@ -133,7 +139,7 @@ class PatternData(L.LightningDataModule):
                 batch = min(c.validation_size, 1024)
                 stream = self._stream(c.seed + 10_000, batch, max_batches=max(1, c.validation_size // batch))
                 self._validation = [(x, labels) for x, labels in stream]
-            return self._validation  # type: ignore[return-value]
+            return DataLoader(self._validation, batch_size=None)  # the batches as they are
         rows = self.split["validation"]
         if len(rows) == 0:
             return []

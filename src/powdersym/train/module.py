@@ -77,3 +77,60 @@ class Classifier(L.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.net.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+
+
+class SGAN(L.LightningModule):
+    """Lolla et al.'s semi-supervised GAN: the discriminator is the classifier (D(x) = Z/(Z+1), eq. 1); each step
+    takes a labelled and an unlabelled real batch, updates the discriminator on eq. 3 (cross-entropy on the
+    labelled rows + real/fake terms on unlabelled and generated rows) and the generator on eq. 2 (non-saturating).
+    Manual optimisation: two Adam optimisers with the paper's rates (Table 2)."""
+
+    def __init__(self, config: dict[str, Any], n_classes: int, n_points: int, lattice_scaler: dict | None = None):
+        super().__init__()
+        from powdersym.models import SGAN as Networks
+        from powdersym.models import build_generator
+
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.config = TrainConfig(**config)
+        self.net = Networks(build_network(self.config, n_classes, n_points), build_generator(n_points))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.discriminator(x)
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        from powdersym.models import discriminator_loss, generator_loss
+
+        (x, labels), (unlabelled, _) = batch["labelled"], batch["unlabelled"]
+        target = class_target(labels, self.config.labels)
+        d_optimiser, g_optimiser = self.optimizers()
+        generator, discriminator = self.net.generator, self.net.discriminator
+        noise = generator.sample_noise(len(unlabelled), device=unlabelled.device)
+        fake = generator(noise).reshape(len(unlabelled), -1)  # [B, P]
+        labelled_logits = discriminator(x)
+        d_loss = discriminator_loss(discriminator(unlabelled), discriminator(fake.detach()), labelled_logits, target)
+        d_optimiser.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        d_optimiser.step()
+        g_loss = generator_loss(discriminator(fake))
+        g_optimiser.zero_grad(set_to_none=True)
+        self.manual_backward(g_loss)
+        g_optimiser.step()
+        with torch.no_grad():
+            accuracy = topk_correct(labelled_logits, target, 1).float().mean()
+        self.log_dict({"train_d_loss": d_loss, "train_g_loss": g_loss, "train_acc": accuracy}, prog_bar=True, batch_size=len(x))
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, labels = batch
+        target = class_target(labels, self.config.labels)
+        logits = self.net.discriminator(x)
+        loss = F.cross_entropy(logits.float(), target, ignore_index=-1)
+        self.log_dict({"val_loss": loss, "val_acc": topk_correct(logits, target, 1).float().mean(),
+                       "val_top5": topk_correct(logits, target, 5).float().mean()}, prog_bar=True, batch_size=len(x))  # fmt: skip
+
+    def configure_optimizers(self):
+        c = self.config
+        return (
+            torch.optim.Adam(self.net.discriminator.parameters(), lr=c.discriminator_lr),
+            torch.optim.Adam(self.net.generator.parameters(), lr=c.generator_lr),
+        )

@@ -99,7 +99,7 @@ def trainer_for(config: TrainConfig, out: Path) -> L.Trainer:
     return L.Trainer(
         max_steps=config.max_steps, val_check_interval=config.validate_every, check_val_every_n_epoch=None,
         limit_val_batches=None, num_sanity_val_steps=0, accelerator=config.accelerator, devices=config.devices,
-        strategy=strategy, precision=precision, callbacks=callbacks, logger=loggers, log_every_n_steps=min(50, config.validate_every),
+        strategy=strategy, precision=precision, callbacks=callbacks, logger=loggers, log_every_n_steps=config.log_every,
         enable_progress_bar=config.progress, enable_model_summary=False, use_distributed_sampler=False, default_root_dir=out,
     )  # fmt: skip
 
@@ -134,9 +134,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         module.load_state_dict(state)
     net = getattr(module.net, "_orig_mod", module.net)
     meta = {
-        "model": config.model, "n_classes": len(classes), "n_points": n_points, "label_set": config.labels,
-        "classes": classes, "model_kwargs": net.config if hasattr(net, "config") else {},
-        "lattice_heads": config.lattice_weight > 0, "lattice_scaler": scaler,
+        "model": config.model, "label_set": config.labels, "classes": classes, "lattice_scaler": scaler,
         "instrument": dataclasses.asdict(instrument), "normalisation": "max", "temperature": 1.0,
         "training": {**data.describe(), "steps": int(trainer.global_step), "seconds": round(seconds, 1),
                      "hardware": torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu",
