@@ -305,9 +305,6 @@ def _collection_info(path: Path, as_json: bool) -> None:
     typer.echo("crystal systems: " + ", ".join(f"{name} {count}" for name, count in sorted(systems.items())))
 
 
-if __name__ == "__main__":
-    app()
-
 
 @app.command()
 def train(
@@ -317,6 +314,7 @@ def train(
     instrument: str = typer.Option("neutron-cw", "--instrument", "-i", help="Instrument preset of synthetic data: neutron-cw, xray-cuka, neutron-tof (pattern files carry their own)."),
     out: Path = typer.Option(Path("runs/run"), "--out", "-o", help="Folder for checkpoints, logs and the exported model (model.safetensors + model.json)."),
     steps: int = typer.Option(20_000, "--steps", help="Training steps (mini-batches)."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop after this many minutes of training (the model is exported as it is then)."),
     batch_size: int = typer.Option(64, "--batch-size", help="Patterns per mini-batch (paper: 64 supervised, 32 SGAN)."),
     lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate (paper: 1e-4)."),
     sgan: bool = typer.Option(False, "--sgan", help="Semi-supervised GAN (Lolla et al.): unlabelled rows also train the discriminator."),
@@ -340,7 +338,7 @@ def train(
     try:
         config = TrainConfig(
             model=model, labels=labels, data=data[0] if data == ["synthetic"] else list(data), instrument=instrument,
-            out=str(out), seed=seed, max_steps=steps, batch_size=batch_size, lr=lr, sgan=sgan,
+            out=str(out), seed=seed, max_steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, sgan=sgan,
             labelled_fraction=labelled_fraction, lattice_weight=lattice_weight, augment=augment, split=split,
             validate_every=validate_every, checkpoint_every=checkpoint_every, patience=patience or None,
             devices=int(devices) if devices.isdigit() else devices, num_workers=workers, dropout=dropout,
@@ -352,3 +350,7 @@ def train(
     for name, value in sorted(result.metrics.items()):
         if name.startswith("val_"):
             typer.echo(f"  {name} {value:.4f}")
+
+
+if __name__ == "__main__":
+    app()

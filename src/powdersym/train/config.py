@@ -75,6 +75,7 @@ class TrainConfig:
     out: str = "runs/run"
     seed: int = 0
     max_steps: int = 20_000
+    max_minutes: float | None = None  # wall-clock limit of the fit (then the model is exported as it is)
     batch_size: int = 64
     lr: float = 1e-4
     weight_decay: float = 0.0

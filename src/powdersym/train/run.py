@@ -97,7 +97,8 @@ def trainer_for(config: TrainConfig, out: Path) -> L.Trainer:
         loggers.append(TensorBoardLogger(out, name="tensorboard", version=""))
     strategy = "ddp" if (isinstance(config.devices, int) and config.devices > 1) or config.devices == "auto" and torch.cuda.device_count() > 1 else "auto"
     return L.Trainer(
-        max_steps=config.max_steps, val_check_interval=config.validate_every, check_val_every_n_epoch=None,
+        max_steps=config.max_steps, max_time=None if config.max_minutes is None else {"seconds": 60 * config.max_minutes},
+        val_check_interval=config.validate_every, check_val_every_n_epoch=None,
         limit_val_batches=None, num_sanity_val_steps=0, accelerator=config.accelerator, devices=config.devices,
         strategy=strategy, precision=precision, callbacks=callbacks, logger=loggers, log_every_n_steps=config.log_every,
         enable_progress_bar=config.progress, enable_model_summary=False, use_distributed_sampler=False, default_root_dir=out,
