@@ -5,7 +5,8 @@ uncertainties, Rwp, observed / calculated / difference plot).
 """
 
 from powdersym.refine.cell import CellModel, SpaceGroupSetting, allowed_reflections
-from powdersym.refine.lebail import refine_cell
+from powdersym.refine.lebail import instrument_for, refine_cell, refine_pattern
 from powdersym.refine.result import RefinementResult, format_uncertain
 
-__all__ = ["CellModel", "RefinementResult", "SpaceGroupSetting", "allowed_reflections", "format_uncertain", "refine_cell"]
+__all__ = ["CellModel", "RefinementResult", "SpaceGroupSetting", "allowed_reflections", "format_uncertain", "instrument_for", "refine_cell",
+           "refine_pattern"]

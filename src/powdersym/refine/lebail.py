@@ -31,7 +31,7 @@ import torch
 from powdersym.refine.cell import CellModel, ReflectionGroups, SpaceGroupSetting, allowed_reflections, d_spacings
 from powdersym.refine.result import RefinementResult
 from powdersym.simulate import profiles
-from powdersym.simulate.instruments import Instrument
+from powdersym.simulate.instruments import CU_KA, Instrument, preset
 
 CW_WIDTHS = ("U", "V", "W", "X", "Y")
 TOF_WIDTHS = ("alpha", "beta_0", "sig_1", "sig_2")
@@ -182,7 +182,7 @@ class _LeBailModel:
             return failed
         group = peak // n_lines
         active = in_range.copy()
-        for _ in range(6):  # drop groups whose least-squares intensity is negative, then solve again
+        for attempt in range(6):  # drop groups whose least-squares intensity is negative, then solve again
             use = active[group]
             columns = np.cumsum(active) - 1  # column of each active group
             n_active = int(active.sum())
@@ -196,7 +196,7 @@ class _LeBailModel:
             solution = factor.solve(weighted.T @ (self.root_weight * self.y))
             negative = np.zeros(n_groups, bool)
             negative[np.flatnonzero(active)] = solution[:n_active] < 0
-            if not negative.any():
+            if not negative.any() or attempt == 5:
                 break
             active &= ~negative
         intensities = np.zeros(n_groups)
@@ -367,10 +367,13 @@ def _refine(x, y, instrument, space_group, cell, sigma, x_range, background_orde
     y = np.asarray(y, dtype=np.float64).ravel()
     if x.shape != y.shape or len(x) < 10:
         raise ValueError("x and y must be 1-d arrays of the same length (at least 10 points)")
-    sigma = np.sqrt(np.maximum(y, 1.0)) if sigma is None else np.asarray(sigma, dtype=np.float64).ravel()
+    if sigma is None:  # counting statistics; the median floor keeps background-subtracted (net) points from
+        # weights of 1 / (y ~ 0)
+        sigma = np.sqrt(np.maximum(y, max(float(np.median(np.abs(y))), 1.0)))
+    sigma = np.asarray(sigma, dtype=np.float64).ravel()
     order = np.argsort(x)
     x, y, sigma = x[order], y[order], sigma[order]
-    keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(sigma) & (sigma > 0)
+    keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(sigma) & (sigma > 0)  # sigma = inf: excluded point
     if x_range is not None:
         keep &= (x >= x_range[0]) & (x <= x_range[1])
     x, y, sigma = x[keep], y[keep], sigma[keep]
@@ -494,3 +497,36 @@ def _result(
         peak_positions=ev.positions[in_range],
         x_label="2theta (deg)" if model.instrument.geometry == "cw" else "time of flight (µs)",
     )
+
+
+def instrument_for(pattern, radiation: str | None = None, ka2: bool | None = None) -> Instrument:
+    """An Instrument with a measured pattern's calibration (a `powdersym.io.MeasuredPattern`: unit, wavelength(s),
+    K-alpha2 ratio, DIFC/DIFA/ZERO) and a preset's profile widths as the starting point (rescaled to the data by
+    `refine_cell`).
+
+    ka2: add Cu K-alpha2 (1.544414 Å, half the K-alpha1 intensity) to a lone 1.5405-1.5406 Å (Cu K-alpha1)
+    wavelength; None adds it for X-rays only.
+    """
+    if pattern.unit == "two_theta":
+        radiation = radiation or "xray"
+        base = preset("xray-cuka" if radiation == "xray" else "neutron-cw")
+        wavelengths, weights = (float(pattern.wavelength),), (1.0,)
+        if pattern.wavelength2:
+            wavelengths, weights = (wavelengths[0], float(pattern.wavelength2)), (1.0, float(pattern.ka2_ratio or 0.5))
+        elif (radiation == "xray" if ka2 is None else ka2) and abs(wavelengths[0] - CU_KA[0][0]) < 2e-4:
+            wavelengths, weights = (wavelengths[0], CU_KA[0][1]), CU_KA[1]
+        return dataclasses.replace(base, radiation=radiation, wavelengths=wavelengths, wavelength_weights=weights,
+                                   zero=float(pattern.zero or 0.0))
+    if pattern.unit == "tof":
+        return preset("neutron-tof", difc=float(pattern.difc), difa=float(pattern.difa or 0.0),
+                      zero=float(pattern.zero or 0.0), x_min=float(pattern.x[0]), x_max=float(pattern.x[-1]))
+    raise ValueError(f"cell refinement needs a 2theta or time-of-flight pattern, not {pattern.unit!r}")
+
+
+def refine_pattern(pattern, *, space_group: int | str, cell: Sequence[float], radiation: str | None = None,
+                   instrument: Instrument | None = None, **options) -> RefinementResult:
+    """`refine_cell` on a measured pattern (`powdersym.io.read_pattern`), its calibration taken from the file
+    unless an instrument is given; options as for `refine_cell`."""
+    instrument = instrument or instrument_for(pattern, radiation)
+    return refine_cell(pattern.x, pattern.y, instrument=instrument, space_group=space_group, cell=cell,
+                       sigma=pattern.sigma, **options)
