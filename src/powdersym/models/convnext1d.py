@@ -2,7 +2,7 @@
 
 Patchify stem, four stages of ConvNeXt blocks (depthwise conv -> LayerNorm -> pointwise MLP x4 -> layer scale,
 residual), strided convolutions between stages, then mean and max pooling (max pooling keeps the presence of one
-sharp peak, as the paper's ResNet does) and a linear classifier. Defaults: about 2.2 M parameters; the pattern is
+sharp peak, as the paper's ResNet does) and a linear classifier. Defaults: 2.2 M parameters; the pattern is
 shortened 4x by the stem and 32x more by the stages (8501 points -> 66 positions in the last stage).
 """
 
@@ -85,8 +85,8 @@ def convnext1d(
     n_classes: int,
     n_points: int | None = None,
     *,
-    dims: Sequence[int] = (48, 96, 160, 256),
-    depths: Sequence[int] = (2, 2, 4, 2),
+    dims: Sequence[int] = (40, 80, 160, 256),
+    depths: Sequence[int] = (1, 2, 4, 2),
     downsample: Sequence[int] = (4, 4, 2),
     stem_stride: int = 4,
     kernel_size: int = 15,
