@@ -19,7 +19,8 @@ def peak_patterns(n: int = 64, n_points: int = 1000, seed: int = 0) -> tuple[tor
     x = (1 - classes[:, None].float()) * peaks + 0.2
     x = x / x.amax(1, keepdim=True)
     a = 4.0 + 2.0 * classes.float() + 0.1 * torch.rand(n, generator=g)
-    lattice = torch.stack([a, a, a * 1.5, torch.full_like(a, 90.0), 90.0 + 10 * classes.float(), torch.full_like(a, 90.0)], 1)
+    right = torch.full_like(a, 90.0)
+    lattice = torch.stack([a, a, a * 1.5, right, 90.0 + 10 * classes.float(), right], 1)
     return x, classes, lattice
 
 

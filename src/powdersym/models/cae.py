@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import as_channels
+from .layers import DenseStack, as_channels
 
 
 class ConvAutoencoder1d(nn.Module):
@@ -53,14 +53,10 @@ class CAERegressor(nn.Module):
                  kernels: Sequence[int], dropout: float):
         super().__init__()
         self.autoencoder = ConvAutoencoder1d(n_points, channels, kernels)
-        layers: list[nn.Module] = []
-        width = self.autoencoder.latent_shape[0] * self.autoencoder.latent_shape[1]
-        for units in hidden:
-            layers += [nn.Linear(width, units), nn.ReLU(), nn.Dropout(dropout)]
-            width = units
-        self.regressor = nn.Sequential(*layers)
-        self.n_features = width
-        self.classifier = nn.Linear(width, n_classes)
+        latent_channels, latent_length = self.autoencoder.latent_shape
+        self.regressor = DenseStack(latent_channels * latent_length, hidden, dropout)
+        self.n_features = self.regressor.out_features
+        self.classifier = nn.Linear(self.n_features, n_classes)
 
     def reconstruction_loss(self, x: torch.Tensor) -> torch.Tensor:
         """Mean absolute error of the autoencoder's reconstruction (the paper's autoencoder objective)."""

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import as_channels
+from .layers import DenseStack, as_channels
 
 
 class SameConv1d(nn.Conv1d):
@@ -61,20 +61,17 @@ class ParkCNN(nn.Module):
             raise ValueError(f"pool must be 'avg' or 'max', not {pool!r}")
         stages, in_channels, length = [], 1, n_points
         for kernel, stride, (pool_kernel, pool_stride) in zip(kernels, strides, pools):
-            stages.append(ConvPool1d(in_channels, filters, kernel, stride, pool_kernel, pool_stride, conv_dropout, pool))
+            stages.append(
+                ConvPool1d(in_channels, filters, kernel, stride, pool_kernel, pool_stride, conv_dropout, pool)
+            )
             in_channels = filters
             length = pool_length(same_conv_length(length, stride), pool_kernel, pool_stride)
         if length < 1:
             raise ValueError(f"{n_points} points are too few for these convolution and pooling strides")
         self.convs = nn.Sequential(*stages)
-        dense: list[nn.Module] = []
-        width = filters * length
-        for units in hidden:
-            dense += [nn.Linear(width, units), nn.ReLU(), nn.Dropout(dropout)]
-            width = units
-        self.dense = nn.Sequential(*dense)
-        self.n_features = width
-        self.classifier = nn.Linear(width, n_classes)
+        self.dense = DenseStack(filters * length, hidden, dropout)
+        self.n_features = self.dense.out_features
+        self.classifier = nn.Linear(self.n_features, n_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Last dense layer [B, n_features] of patterns [B, P] or [B, 1, P] (P = the n_points built for)."""

@@ -52,9 +52,11 @@ class ConvNeXt1d(nn.Module):
         for i, (dim, depth) in enumerate(zip(dims, depths)):
             if i > 0:
                 step = downsample[i - 1]
-                stages.append(nn.Sequential(ChannelLayerNorm(dims[i - 1]), nn.Conv1d(dims[i - 1], dim, step, stride=step)))
+                downsampling = nn.Conv1d(dims[i - 1], dim, step, stride=step)
+                stages.append(nn.Sequential(ChannelLayerNorm(dims[i - 1]), downsampling))
             first = sum(depths[:i])
-            stages.append(nn.Sequential(*(ConvNeXtBlock1d(dim, kernel_size, drop_path=rates[first + j]) for j in range(depth))))
+            blocks = [ConvNeXtBlock1d(dim, kernel_size, drop_path=rates[first + j]) for j in range(depth)]
+            stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self.norm = nn.LayerNorm(2 * dims[-1])
         self.dropout = nn.Dropout(dropout)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import as_rows
+from .layers import DenseStack, as_rows
 
 
 class DenseClassifier(nn.Module):
@@ -23,16 +23,9 @@ class DenseClassifier(nn.Module):
 
     def __init__(self, n_classes: int, n_points: int, hidden: Sequence[int], dropout: Sequence[float]):
         super().__init__()
-        if len(hidden) != len(dropout):
-            raise ValueError(f"one dropout rate per hidden layer: {len(hidden)} layers, {len(dropout)} rates (or give one float)")
-        layers: list[nn.Module] = []
-        width = n_points
-        for units, rate in zip(hidden, dropout):
-            layers += [nn.Linear(width, units), nn.ReLU(), nn.Dropout(rate)]
-            width = units
-        self.hidden = nn.Sequential(*layers)
-        self.n_features = width
-        self.classifier = nn.Linear(width, n_classes)
+        self.hidden = DenseStack(n_points, hidden, dropout)
+        self.n_features = self.hidden.out_features
+        self.classifier = nn.Linear(self.n_features, n_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Last hidden layer [B, n_features] of patterns [B, P] or [B, 1, P]."""

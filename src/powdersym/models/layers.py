@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -42,6 +44,23 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class DenseStack(nn.Sequential):
+    """Linear -> ReLU -> Dropout for each hidden width: the fully connected part of the dense, Park and CAE
+    networks. `out_features` is the last width (the input width when there are no hidden layers)."""
+
+    def __init__(self, in_features: int, hidden: Sequence[int], dropout: float | Sequence[float] = 0.0):
+        rates = [float(dropout)] * len(hidden) if isinstance(dropout, (int, float)) else [float(r) for r in dropout]
+        if len(rates) != len(hidden):
+            raise ValueError(f"one dropout rate per hidden layer (or one float), not {len(rates)} for {len(hidden)}")
+        layers: list[nn.Module] = []
+        width = in_features
+        for units, rate in zip(hidden, rates):
+            layers += [nn.Linear(width, units), nn.ReLU(), nn.Dropout(rate)]
+            width = units
+        super().__init__(*layers)
+        self.out_features = width
 
 
 def count_parameters(model: nn.Module) -> int:
