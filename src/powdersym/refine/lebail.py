@@ -127,6 +127,7 @@ class _LeBailModel:
         positions, inst = self.peak_positions(p)
         centre = positions.reshape(-1)
         safe = torch.where(torch.isfinite(centre), centre, torch.full_like(centre, float(self.x[0])))
+        # Instrument's own per-peak shape functions (what Instrument.profile evaluates before the profile itself)
         shape = inst._cw_widths(safe) if inst.geometry == "cw" else inst._tof_parameters(safe)
         return torch.stack([centre, *shape], -1)
 
@@ -350,37 +351,7 @@ def refine_cell(
     width_names: which instrument width fields to refine (default U, V, W, X, Y for CW; alpha, beta_0, sig_1,
     sig_2 for ToF). refine_displacement: a Bragg-Brentano sample-displacement shift proportional to cos theta (CW).
     """
-    threads = torch.get_num_threads()
-    # the tensors here are small (<= 1e6 elements): extra threads only cost synchronisation, ten times over on a
-    # loaded machine
-    torch.set_num_threads(1)
-    try:
-        return _refine(x, y, instrument, space_group, cell, sigma, x_range, background_order, refine_widths,
-                       refine_zero, refine_displacement, width_names, start_error, max_iter)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _refine(x, y, instrument, space_group, cell, sigma, x_range, background_order, refine_widths, refine_zero,
-            refine_displacement, width_names, start_error, max_iter) -> RefinementResult:
-    x = np.asarray(x, dtype=np.float64).ravel()
-    y = np.asarray(y, dtype=np.float64).ravel()
-    if x.shape != y.shape or len(x) < 10:
-        raise ValueError("x and y must be 1-d arrays of the same length (at least 10 points)")
-    if sigma is None:  # counting statistics; the median floor keeps background-subtracted (net) points from
-        # weights of 1 / (y ~ 0)
-        sigma = np.sqrt(np.maximum(y, max(float(np.median(np.abs(y))), 1.0)))
-    sigma = np.asarray(sigma, dtype=np.float64).ravel()
-    order = np.argsort(x)
-    x, y, sigma = x[order], y[order], sigma[order]
-    keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(sigma) & (sigma > 0)  # sigma = inf: excluded point
-    if x_range is not None:
-        keep &= (x >= x_range[0]) & (x <= x_range[1])
-    x, y, sigma = x[keep], y[keep], sigma[keep]
-    if len(x) < 10:
-        raise ValueError("fewer than 10 usable points in the fitted range")
-    weight = 1.0 / sigma**2
-
+    x, y, sigma = _prepare(x, y, sigma, x_range)
     setting = SpaceGroupSetting.from_key(space_group)
     cell_model = CellModel.for_system(setting.crystal_system, cell)
     inst = _matched_widths(instrument, x, y)
@@ -388,51 +359,93 @@ def _refine(x, y, instrument, space_group, cell, sigma, x_range, background_orde
     groups = allowed_reflections(cell_model, setting, d_min, d_max)
     if len(groups) == 0:
         raise ValueError("no allowed reflections in the fitted range for this cell and space group")
-
     if width_names is None:
         width_names = CW_WIDTHS if inst.geometry == "cw" else TOF_WIDTHS
-    width_names = list(width_names) if refine_widths else []
-    extra = (["zero"] if refine_zero else []) + (["displacement"] if refine_displacement and inst.geometry == "cw" else [])
-    names = list(cell_model.free_names) + extra + width_names
-    start_values = [getattr(inst, n) if n != "displacement" else 0.0 for n in extra + width_names]
-    values = np.concatenate([cell_model.initial(), np.array(start_values, dtype=np.float64)])
-    coarse_width = "W" if inst.geometry == "cw" else "sig_1"
+    shifts = (["zero"] if refine_zero else []) + (["displacement"] if refine_displacement and inst.geometry == "cw" else [])
+    names = list(cell_model.free_names) + shifts + (list(width_names) if refine_widths else [])
+    start = [getattr(inst, n) if n != "displacement" else 0.0 for n in names[cell_model.n_free:]]
+    values = np.concatenate([cell_model.initial(), np.array(start, dtype=np.float64)])
+    threads = torch.get_num_threads()
+    # the tensors here are small (<= 1e6 elements): more threads only add synchronisation, ten times over on a
+    # loaded machine
+    torch.set_num_threads(1)
+    try:
+        model, values, ev, jacobian, converged = _fit_in_stages(
+            x, y, 1.0 / sigma**2, inst, cell_model, groups, names, values, background_order, start_error, max_iter
+        )
+    finally:
+        torch.set_num_threads(threads)
+    return _result(model, values, names, ev, jacobian, converged, cell_model, setting, groups)
 
-    # coarse to fine: assumed relative cell error, reflections admitted (most widely spaced first), blur
+
+def _prepare(x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None, x_range: tuple[float, float] | None):
+    """Sorted finite points inside x_range with positive sigma (default: counting statistics)."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    if x.shape != y.shape or len(x) < 10:
+        raise ValueError("x and y must be 1-d arrays of the same length (at least 10 points)")
+    if sigma is None:  # counting statistics; the median floor keeps background-subtracted (net) points near 0
+        # from weights of 1 / y
+        sigma = np.sqrt(np.maximum(y, max(float(np.median(np.abs(y))), 1.0)))
+    sigma = np.asarray(sigma, dtype=np.float64).ravel()
+    if sigma.shape != x.shape:
+        raise ValueError("sigma must have one value per point")
+    order = np.argsort(x)
+    x, y, sigma = x[order], y[order], sigma[order]
+    keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(sigma) & (sigma > 0)  # sigma = inf: excluded point
+    if x_range is not None:
+        keep &= (x >= x_range[0]) & (x <= x_range[1])
+    if keep.sum() < 10:
+        raise ValueError("fewer than 10 usable points in the fitted range")
+    return x[keep], y[keep], sigma[keep]
+
+
+def _fit_in_stages(
+    x: np.ndarray,
+    y: np.ndarray,
+    weight: np.ndarray,
+    inst: Instrument,
+    cell_model: CellModel,
+    groups: ReflectionGroups,
+    names: list[str],
+    values: np.ndarray,
+    background_order: int,
+    start_error: float,
+    max_iter: int,
+) -> tuple[_LeBailModel, np.ndarray, _Evaluation, np.ndarray, bool]:
+    """Coarse to fine: each stage assumes a relative cell error (start_error, /3, /9, ... then 0), admits the
+    reflections of largest d (10 or 4 per cell parameter, 2.5 times more each stage) and blurs both patterns by
+    the peak shift that error causes at the edge of their range. Coarse stages refine the cell, the zero and one
+    width; the last refines everything on the whole unblurred pattern."""
     errors = [start_error / 3**k for k in range(4) if start_error / 3**k > 2e-4] + [0.0]
     n_first = max(10, 4 * cell_model.n_free)
-    total_iterations, converged = 0, False
+    coarse = set(cell_model.free_names) | {"zero", "W" if inst.geometry == "cw" else "sig_1"}
+    instrument_fields = {f.name for f in dataclasses.fields(Instrument)}
     for stage, error in enumerate(errors):
         final = error == 0.0
-        n_groups = len(groups) if final else min(len(groups), int(n_first * 2.5**stage))
-        stage_names = names if final else [n for n in names if n in cell_model.free_names or n in ("zero", coarse_width)]
+        stage_names = names if final else [n for n in names if n in coarse]
         index = [names.index(n) for n in stage_names]
-        fixed = dict(zip(names, values))
-        stage_inst = dataclasses.replace(inst, **{n: v for n, v in fixed.items() if n in {f.name for f in dataclasses.fields(Instrument)}})
+        # parameters not refined in this stage stay at their current values
+        stage_inst = dataclasses.replace(inst, **{n: v for n, v in zip(names, values) if n in instrument_fields})
         model = _LeBailModel(x, y, weight, stage_inst, cell_model, groups, stage_names, background_order, 0.0)
-        positions, _ = model.peak_positions(torch.as_tensor(values[index]))
-        positions = positions[:, 0].detach().numpy()
-        lo, hi = x[0], x[-1]
-        if not final and n_groups < len(groups):
-            # the range of the n_groups widest-spaced reflections, with room for their peaks
-            cut = np.sort(positions[np.isfinite(positions)])
-            edge = cut[n_groups - 1] if inst.geometry == "cw" else cut[::-1][n_groups - 1]
-            spread = float(stage_inst.fwhm(torch.tensor([edge], dtype=torch.float64))[0]) * 4
-            if inst.geometry == "cw":
-                hi = min(x[-1], edge + spread + _shift(edge, error, stage_inst))
-            else:
-                lo = max(x[0], edge - spread - _shift(edge, error, stage_inst))
-        blur = 0.0
+        lo, hi, blur = x[0], x[-1], 0.0
+        n_groups = min(len(groups), int(n_first * 2.5**stage))
         if not final:
-            reference = hi if inst.geometry == "cw" else lo
-            blur = _shift(reference, error, stage_inst) if inst.geometry == "cw" else error
+            with torch.no_grad():
+                positions = model.peak_positions(torch.as_tensor(values[index]))[0][:, 0].numpy()
+            positions = np.sort(positions[np.isfinite(positions)])
+            if inst.geometry == "tof":
+                positions = positions[::-1]  # largest d first
+            if n_groups < len(positions):  # the range of the first n_groups reflections, with room for their peaks
+                edge = positions[n_groups - 1]
+                room = 4 * float(stage_inst.fwhm(torch.tensor([edge], dtype=torch.float64))[0]) + _shift(edge, error, stage_inst)
+                lo, hi = (lo, min(hi, edge + room)) if inst.geometry == "cw" else (max(lo, edge - room), hi)
+            blur = _shift(hi, error, stage_inst) if inst.geometry == "cw" else error
         window = (x >= lo) & (x <= hi)
-        observed = _blur(x[window], y[window], blur, inst.geometry)
-        model = _LeBailModel(x[window], observed, weight[window], stage_inst, cell_model, groups, stage_names,
-                             background_order, blur)
-        stage_values, ev, jacobian, converged = _levenberg_marquardt(model, values[index], max_iter if final else 25)
-        values[index] = stage_values
-    return _result(model, values, names, ev, jacobian, converged, cell_model, setting, groups)
+        model = _LeBailModel(x[window], _blur(x[window], y[window], blur, inst.geometry), weight[window], stage_inst,
+                             cell_model, groups, stage_names, background_order, blur)
+        values[index], ev, jacobian, converged = _levenberg_marquardt(model, values[index], max_iter if final else 25)
+    return model, values, ev, jacobian, converged
 
 
 def _shift(x: float, error: float, inst: Instrument) -> float:
