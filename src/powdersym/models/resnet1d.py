@@ -21,15 +21,31 @@ from torch import nn
 from .layers import ChannelLayerNorm, as_channels
 
 
+NORMS = ("layer", "batch")
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """'layer': LayerNorm over the channels at each position (the published network). It makes every position's
+    features independent of the local intensity, so on a pattern with background and counting noise the flat
+    stretches look as strong as the peaks: trained on realistically augmented patterns the published network did
+    not learn at all (chance level after 260 steps of 256, H100, see docs/results.md). 'batch': BatchNorm1d, which
+    keeps relative intensities along the pattern."""
+    if kind == "layer":
+        return ChannelLayerNorm(channels)
+    if kind == "batch":
+        return nn.BatchNorm1d(channels)
+    raise ValueError(f"unknown norm {kind!r} (one of {', '.join(NORMS)})")
+
+
 class ConvNorm1d(nn.Sequential):
     """Conv1d (no bias) -> Dropout -> LayerNorm over channels; the published code's CNN1dlayerNoAct."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, norm: str = "layer"):
         layers: list[nn.Module] = [nn.Conv1d(in_channels, out_channels, kernel_size, stride, padding, bias=False)]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
-        layers.append(ChannelLayerNorm(out_channels))
+        layers.append(norm_layer(norm, out_channels))
         super().__init__(*layers)
 
 
@@ -37,8 +53,8 @@ class ConvNormGELU1d(nn.Sequential):
     """ConvNorm1d -> GELU; the published code's CNN1dlayer."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                 dropout: float = 0.0):
-        super().__init__(*ConvNorm1d(in_channels, out_channels, kernel_size, stride, padding, dropout), nn.GELU())
+                 dropout: float = 0.0, norm: str = "layer"):
+        super().__init__(*ConvNorm1d(in_channels, out_channels, kernel_size, stride, padding, dropout, norm), nn.GELU())
 
 
 class BasicBlock1d(nn.Module):
@@ -50,14 +66,15 @@ class BasicBlock1d(nn.Module):
     for any length L.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, dropout: float = 0.05):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, dropout: float = 0.05,
+                 norm: str = "layer"):
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd (got {kernel_size}) so both paths keep the same length")
         pad = kernel_size // 2
-        self.conv1 = ConvNormGELU1d(in_channels, out_channels, kernel_size, stride, pad, dropout)
-        self.conv2 = ConvNorm1d(out_channels, out_channels, kernel_size, 1, pad, dropout)
-        self.shortcut = ConvNorm1d(in_channels, out_channels, 1, stride)  # published dropout here: 0
+        self.conv1 = ConvNormGELU1d(in_channels, out_channels, kernel_size, stride, pad, dropout, norm)
+        self.conv2 = ConvNorm1d(out_channels, out_channels, kernel_size, 1, pad, dropout, norm)
+        self.shortcut = ConvNorm1d(in_channels, out_channels, 1, stride, norm=norm)  # published dropout here: 0
         self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,11 +86,12 @@ class ResNet1d(nn.Module):
     """Stem, four (or more) layers of BasicBlock1d, global max pooling and a linear classifier."""
 
     def __init__(self, n_classes: int, channels: Sequence[int], kernels: Sequence[int], strides: Sequence[int],
-                 blocks: Sequence[int], stem_channels: int, stem_kernel: int, dropout: float, stem_pool: bool):
+                 blocks: Sequence[int], stem_channels: int, stem_kernel: int, dropout: float, stem_pool: bool,
+                 norm: str = "layer"):
         super().__init__()
         if not len(channels) == len(kernels) == len(strides) == len(blocks):
             raise ValueError("channels, kernels, strides and blocks need one entry per layer")
-        self.stem = ConvNormGELU1d(1, stem_channels, stem_kernel, 1, 0, dropout)
+        self.stem = ConvNormGELU1d(1, stem_channels, stem_kernel, 1, 0, dropout, norm)
         # The published model builds MaxPool1d(7, stride 7) after the stem and never calls it (its forward goes
         # from the stem straight to layer1); the paper's results come from that network, so it is skipped unless
         # stem_pool=True. It has no parameters either way.
@@ -82,8 +100,8 @@ class ResNet1d(nn.Module):
         layers = []
         in_channels = stem_channels
         for out_channels, kernel, stride, n_blocks in zip(channels, kernels, strides, blocks):
-            stage = [BasicBlock1d(in_channels, out_channels, kernel, stride, dropout)]
-            stage += [BasicBlock1d(out_channels, out_channels, kernel, 1, dropout) for _ in range(n_blocks - 1)]
+            stage = [BasicBlock1d(in_channels, out_channels, kernel, stride, dropout, norm)]
+            stage += [BasicBlock1d(out_channels, out_channels, kernel, 1, dropout, norm) for _ in range(n_blocks - 1)]
             layers.append(nn.Sequential(*stage))
             in_channels = out_channels
         self.layers = nn.Sequential(*layers)
@@ -116,12 +134,13 @@ def resnet1d(
     stem_kernel: int = 13,
     dropout: float = 0.05,
     stem_pool: bool = False,
+    norm: str = "layer",
 ) -> ResNet1d:
     """The main paper's 1D ResNet-18 (defaults: the published code; its Table 2 says dropout 0.1, the code uses
     0.05). Works for any pattern length >= stem_kernel; n_points is accepted for the common builder signature."""
     config: dict[str, Any] = dict(channels=list(channels), kernels=list(kernels), strides=list(strides),
                                   blocks=list(blocks), stem_channels=int(stem_channels), stem_kernel=int(stem_kernel),
-                                  dropout=float(dropout), stem_pool=bool(stem_pool))  # fmt: skip
+                                  dropout=float(dropout), stem_pool=bool(stem_pool), norm=str(norm))  # fmt: skip
     model = ResNet1d(n_classes, **config)
     model.config = config
     return model
