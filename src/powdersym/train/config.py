@@ -82,6 +82,7 @@ class TrainConfig:
     dropout: float | None = None  # None: the model's default
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     lattice_weight: float = 0.0
+    init: str | None = None  # a saved model (.safetensors) whose weights start the run: fine-tuning
     # synthetic data
     augment: str = "realistic"
     crystal_prior: str | None = None

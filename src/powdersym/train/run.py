@@ -72,6 +72,18 @@ def fit_lattice_scaler(config: TrainConfig, data: PatternData) -> dict | None:
     return LatticeScaler.fit(lattice).to_dict()
 
 
+def start_from(module: L.LightningModule, path: str) -> None:
+    """Copy the weights of a saved model into the module's network (same architecture, label set and grid)."""
+    from powdersym.models.saved import load_model
+
+    saved = load_model(path)
+    target = module.net.discriminator if isinstance(module.net, torch.nn.Module) and hasattr(module.net, "discriminator") else module.net
+    try:
+        target.load_state_dict(saved.net.state_dict())
+    except RuntimeError as err:
+        raise ValueError(f"{path}: its network does not match this run's ({str(err).splitlines()[0]})") from None
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent)
@@ -119,6 +131,8 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     scaler = fit_lattice_scaler(config, data)
     module_type = SGAN if config.sgan else Classifier
     module = module_type(config.as_dict(), len(classes), n_points, scaler)
+    if config.init:
+        start_from(module, config.init)
     if config.compile:
         module.net = torch.compile(module.net)
     trainer = trainer_for(config, out)
