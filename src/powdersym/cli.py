@@ -353,5 +353,144 @@ def train(
             typer.echo(f"  {name} {value:.4f}")
 
 
+def _read_options(wavelength, unit, instrument_file, bank) -> dict:
+    options: dict = {}
+    if wavelength is not None:
+        if wavelength <= 0:
+            fail(f"--wavelength must be positive, got {wavelength}")
+        options["wavelength"] = wavelength
+    if unit is not None:
+        options["unit"] = unit
+    if instrument_file is not None:
+        options["instrument_file"] = instrument_file
+    if bank is not None:
+        options["bank"] = bank
+    return options
+
+
+@app.command()
+def predict(
+    files: list[Path] = typer.Argument(..., help="Measured patterns: xy/xye/dat/csv columns, GSAS raw/gsa/fxye, pdCIF."),
+    instrument: str = typer.Option("xray-cuka", "--instrument", "-i", help="Which shipped model: xray-cuka (laboratory Cu K-alpha) or neutron-cw (constant-wavelength neutrons)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model of your own (model.safetensors from `powdersym train`) instead of the shipped one."),
+    wavelength: Optional[float] = typer.Option(None, "--wavelength", "-w", help="Wavelength in Å of 2theta data (when the file does not say)."),
+    unit: Optional[str] = typer.Option(None, "--unit", help="x axis of column files: two_theta, tof, d or q (when it cannot be inferred)."),
+    instrument_file: Optional[Path] = typer.Option(None, "--instrument-file", help="GSAS(-II) instrument parameters (.instprm/.prm): wavelength or DIFC/DIFA/ZERO."),
+    bank: Optional[int] = typer.Option(None, "--bank", help="Bank of a multi-bank file or instrument file."),
+    top: int = typer.Option(5, "--top", help="How many space groups to list."),
+    background: str = typer.Option("chebyshev", "--background", help="Background subtraction: chebyshev, snip or none."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document with every result (for pipelines)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Folder for PNGs of raw pattern, background and model input."),
+) -> None:
+    """Space group, Bravais lattice, crystal system, extinction group and a lattice estimate of measured patterns,
+    with an 'uncertain' flag when the model is less certain than on the validation threshold."""
+    import json
+
+    from powdersym.io import PatternFormatError, read_pattern
+    from powdersym.models.saved import ModelFileError
+    from powdersym.predict import Predictor
+
+    options = _read_options(wavelength, unit, instrument_file, bank)
+    back = None if background == "none" else background
+    try:
+        predictor = Predictor.load(model, top=top, background=back) if model else Predictor.for_instrument(instrument, top=top, background=back)
+        patterns = [read_pattern(path, **options) for path in _progress(files, "reading")]
+        prepared = predictor.prepare(patterns)
+        import numpy as np
+
+        results = predictor.predict_arrays(np.stack([p.y for p in prepared]), [str(f) for f in files], np.array([p.coverage for p in prepared]))
+        if plot is not None:
+            plot.mkdir(parents=True, exist_ok=True)
+            for path, item in zip(files, prepared):
+                item.plot(plot / f"{Path(path).stem}.png", title=str(path))
+    except (PatternFormatError, ModelFileError, ValueError, OSError) as err:
+        fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in results], indent=1))
+    else:
+        for result in results:
+            typer.echo(str(result))
+
+
+def _progress(items: list, label: str):
+    """Items with a progress bar on stderr when there are many."""
+    if len(items) < 8:
+        return items
+    from rich.progress import track
+
+    return track(items, description=label, transient=True)
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Argument(..., help="A model (.safetensors) from `powdersym train`, or a shipped one by instrument name (xray-cuka, neutron-cw)."),
+    data: str = typer.Option(..., "--data", "-d", help="Test patterns: a shared set (rruff, spglib-pymatgen-xray, spglib-pymatgen-neutron)."),
+    out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for report.json, report.md and the figures."),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the PNG figures."),
+) -> None:
+    """Accuracy (top-1/3/5, per class, balanced), confusion matrices, merged (enantiomorph, extinction-group)
+    accuracy, subgroup distance of errors, refusal curve and calibration of a space-group model on a test set."""
+    import numpy as np
+
+    from powdersym.evaluate import evaluate_predictions, write_report
+    from powdersym.evaluate.sets import load_evaluation_set
+    from powdersym.io import PatternFormatError
+    from powdersym.models.saved import ModelFileError
+    from powdersym.predict import SHIPPED, Predictor
+
+    try:
+        predictor = Predictor.for_instrument(str(model)) if str(model) in SHIPPED else Predictor.load(model)
+        test = load_evaluation_set(data)
+        prepared = predictor.prepare(test.patterns)
+        logits, _ = predictor.logits(np.stack([p.y for p in prepared]))
+        training = predictor.saved.meta.get("training", {})
+        report = evaluate_predictions(
+            logits / predictor.saved.temperature, test.space_group, "space_group", logits=True, model=str(model),
+            training_data=str(training.get("source", "")), split="none: the test set is outside the training data (synthetic crystals only)",
+            test_data=test.description, overlap="no overlap possible: the model was trained on random synthetic crystals only",
+        )  # fmt: skip
+        written = write_report(report, out, figures=figures)
+    except (PatternFormatError, ModelFileError, ValueError, OSError) as err:
+        fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    typer.echo(report.summary())
+    typer.echo(f"wrote {len(written)} files to {out}")
+
+
+@app.command()
+def refine(
+    file: Path = typer.Argument(..., help="Measured pattern (any format `predict` reads)."),
+    sg: str = typer.Option(..., "--sg", help="Space group: number (standard setting) or Hermann-Mauguin symbol, e.g. 'P 1 21/n 1'."),
+    cell: str = typer.Option(..., "--cell", help="Starting cell a,b,c,alpha,beta,gamma (Å, deg), e.g. from `powdersym predict`."),
+    wavelength: Optional[float] = typer.Option(None, "--wavelength", "-w", help="Wavelength in Å of 2theta data (when the file does not say)."),
+    unit: Optional[str] = typer.Option(None, "--unit", help="x axis of column files: two_theta or tof."),
+    instrument_file: Optional[Path] = typer.Option(None, "--instrument-file", help="GSAS(-II) instrument parameters (.instprm/.prm)."),
+    bank: Optional[int] = typer.Option(None, "--bank", help="Bank of a multi-bank file or instrument file."),
+    radiation: Optional[str] = typer.Option(None, "--radiation", help="xray or neutron (when the file does not say)."),
+    no_ka2: bool = typer.Option(False, "--no-ka2", help="X-ray data measured with K-alpha1 only (primary monochromator)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="PNG of observed, calculated and difference curves."),
+    as_json: bool = typer.Option(False, "--json", help="The result as JSON."),
+) -> None:
+    """Refine the cell, zero shift and peak widths against a measured pattern with free peak intensities
+    (Le Bail-like), from a starting cell; prints the cell with uncertainties and Rwp."""
+    import json
+
+    from powdersym.io import PatternFormatError, read_pattern
+    from powdersym.refine import instrument_for, refine_pattern
+
+    try:
+        start = [float(v) for v in cell.split(",")]
+        if len(start) != 6:
+            raise ValueError(f"--cell needs six numbers a,b,c,alpha,beta,gamma, got {len(start)}")
+        group: int | str = int(sg) if sg.strip().isdigit() else sg
+        pattern = read_pattern(file, **_read_options(wavelength, unit, instrument_file, bank))
+        inst = instrument_for(pattern, radiation, ka2=False) if no_ka2 else None
+        result = refine_pattern(pattern, space_group=group, cell=start, radiation=radiation, instrument=inst)
+        if plot is not None:
+            result.plot(plot)
+    except (PatternFormatError, ValueError, OSError) as err:
+        fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    typer.echo(json.dumps(result.to_dict(), indent=1) if as_json else str(result))
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,196 @@
+"""Classify measured patterns with a trained model: read -> preprocess onto the model's grid -> network ->
+space group (230) probabilities, calibrated by the model's temperature, summed into Bravais lattice, crystal
+system and extinction group; a lattice estimate; and an 'uncertain' flag below the model's refusal threshold
+(chosen on validation data, Vecsei et al.'s refusal).
+
+    from powdersym.predict import Predictor
+    predictor = Predictor.for_instrument("xray-cuka")
+    result = predictor.predict_file("sample.xye", wavelength=1.5406)
+    print(result)            # or result.to_dict()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from powdersym.models.saved import ModelFileError, SavedModel, load_model
+from powdersym.simulate.instruments import Instrument
+
+WEIGHTS = Path(__file__).parent / "models" / "weights"
+SHIPPED = {"xray-cuka": "xray-cuka", "neutron-cw": "neutron-cw"}
+
+
+def shipped_model(instrument: str) -> Path:
+    """The model shipped for an instrument preset; ValueError for presets without one."""
+    if instrument not in SHIPPED:
+        raise ValueError(f"no shipped model for instrument {instrument!r} (shipped: {', '.join(SHIPPED)}); pass --model")
+    return WEIGHTS / f"{SHIPPED[instrument]}.safetensors"
+
+
+def instrument_of(meta: dict[str, Any]) -> Instrument:
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["instrument"].items()}
+    return Instrument(**fields)
+
+
+@dataclass
+class Prediction:
+    """What a model says about one pattern; probabilities are calibrated (temperature-scaled)."""
+
+    source: str
+    space_groups: list[tuple[int, str, float]]  # top k: (number, Hermann-Mauguin symbol, probability)
+    bravais: tuple[str, float]
+    crystal_system: tuple[str, float]
+    extinction_group: tuple[str, float]
+    lattice: tuple[float, ...] | None  # a, b, c (Å), alpha, beta, gamma (deg), constrained by the crystal system
+    certainty: float  # probability of the top space group
+    uncertain: bool  # certainty below the model's refusal threshold
+    threshold: float
+    coverage: float  # fraction of the model's grid the measurement covers
+    model: str
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["space_groups"] = [{"number": n, "symbol": s, "probability": p} for n, s, p in self.space_groups]
+        for name in ("bravais", "crystal_system", "extinction_group"):
+            out[name] = {"label": getattr(self, name)[0], "probability": getattr(self, name)[1]}
+        return out
+
+    def __str__(self) -> str:
+        flag = "UNCERTAIN (certainty below the validation threshold)" if self.uncertain else "confident"
+        lines = [f"{self.source}: {flag}; certainty {self.certainty:.2f} (threshold {self.threshold:.2f})"]
+        lines += [f"  space group {n:>3} {s:<12} {p:6.1%}" for n, s, p in self.space_groups]
+        lines.append(f"  crystal system {self.crystal_system[0]} ({self.crystal_system[1]:.0%}), Bravais {self.bravais[0]} "
+                     f"({self.bravais[1]:.0%}), extinction group {self.extinction_group[0]} ({self.extinction_group[1]:.0%})")  # fmt: skip
+        if self.lattice is not None:
+            a, b, c, al, be, ga = self.lattice
+            lines.append(f"  lattice estimate a {a:.2f} b {b:.2f} c {c:.2f} Å, alpha {al:.1f} beta {be:.1f} gamma {ga:.1f} deg")
+        if self.coverage < 0.999:
+            lines.append(f"  the measurement covers {self.coverage:.0%} of the model's range")
+        return "\n".join(lines)
+
+
+def constrain_lattice(lattice: np.ndarray, crystal_system: str) -> np.ndarray:
+    """The six parameters made consistent with a crystal system (equal lengths averaged, fixed angles set)."""
+    a, b, c, al, be, ga = (float(v) for v in lattice)
+    if crystal_system == "cubic":
+        m = (a + b + c) / 3
+        return np.array([m, m, m, 90.0, 90.0, 90.0])
+    if crystal_system == "tetragonal":
+        m = (a + b) / 2
+        return np.array([m, m, c, 90.0, 90.0, 90.0])
+    if crystal_system in ("hexagonal", "trigonal"):  # hexagonal axes (rhombohedral groups included)
+        m = (a + b) / 2
+        return np.array([m, m, c, 90.0, 90.0, 120.0])
+    if crystal_system == "orthorhombic":
+        return np.array([a, b, c, 90.0, 90.0, 90.0])
+    if crystal_system == "monoclinic":  # unique axis b
+        return np.array([a, b, c, 90.0, be, 90.0])
+    return np.array([a, b, c, al, be, ga])
+
+
+@dataclass
+class Predictor:
+    """A loaded model and how to feed it: `predict_file(s)`, `predict_patterns` (MeasuredPattern objects) and
+    `predict_arrays` (patterns already on the model's grid)."""
+
+    saved: SavedModel
+    name: str = ""
+    device: str = "cpu"
+    top: int = 5
+    background: str | None = "chebyshev"
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "cpu", **options: Any) -> Predictor:
+        saved = load_model(path, device)
+        if saved.label_set != "sg":
+            raise ModelFileError(f"{path}: predict needs a space-group (230-class) model, this one classifies {saved.label_set!r}")
+        return cls(saved, name=Path(path).stem, device=device, **options)
+
+    @classmethod
+    def for_instrument(cls, instrument: str, device: str = "cpu", **options: Any) -> Predictor:
+        return cls.load(shipped_model(instrument), device, **options)
+
+    @property
+    def instrument(self) -> Instrument:
+        return instrument_of(self.saved.meta)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.saved.meta.get("refusal_threshold", 0.0))
+
+    def logits(self, patterns: np.ndarray | torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw network outputs for patterns on the model's grid [N, P]: class logits [N, 230] and scaled lattice
+        [N, 6] (None without lattice heads)."""
+        x = torch.as_tensor(np.asarray(patterns, dtype=np.float32))
+        logits, lattice = [], []
+        with torch.inference_mode():
+            for part in x.split(batch_size):
+                out = self.saved.net(part.to(self.device))
+                if isinstance(out, tuple):
+                    logits.append(out[0].float().cpu())
+                    lattice.append(out[1].float().cpu())
+                else:
+                    logits.append(out.float().cpu())
+        return torch.cat(logits).numpy(), (torch.cat(lattice).numpy() if lattice else None)
+
+    def predict_arrays(self, patterns: np.ndarray, sources: list[str] | None = None, coverage: np.ndarray | None = None) -> list[Prediction]:
+        """Predictions for patterns already on the model's grid and max-normalised [N, P]."""
+        from powdersym.evaluate import marginalise
+        from powdersym.evaluate.labelsets import class_names
+        from powdersym.models import LatticeScaler
+        from powdersym.symmetry import space_group
+
+        patterns = np.asarray(patterns, dtype=np.float32)
+        if patterns.ndim != 2 or patterns.shape[1] != len(self.instrument.grid()):
+            raise ValueError(f"patterns must be [N, {len(self.instrument.grid())}] on the model's grid, got {patterns.shape}")
+        if not np.isfinite(patterns).all():
+            raise ValueError("patterns contain NaN or infinite values")
+        logits, lattice = self.logits(patterns)
+        probs = torch.softmax(torch.from_numpy(logits) / self.saved.temperature, dim=1).numpy()  # [N, 230]
+        derived = {to: marginalise(probs, to) for to in ("bravais", "crystal_system", "extinction_group")}
+        names = {to: class_names(to) for to in derived}
+        scaler = self.saved.meta.get("lattice_scaler")
+        lattice = None if lattice is None or scaler is None else np.asarray(LatticeScaler.from_dict(scaler).inverse(lattice))
+        out = []
+        for i in range(len(probs)):
+            order = np.argsort(-probs[i])[: self.top]
+            best = {to: int(np.argmax(p[i])) for to, p in derived.items()}
+            system = names["crystal_system"][best["crystal_system"]]
+            out.append(Prediction(
+                source=sources[i] if sources else f"pattern {i}",
+                space_groups=[(int(k + 1), space_group(int(k + 1)).hm_symbol, float(probs[i, k])) for k in order],
+                bravais=(names["bravais"][best["bravais"]], float(derived["bravais"][i, best["bravais"]])),
+                crystal_system=(system, float(derived["crystal_system"][i, best["crystal_system"]])),
+                extinction_group=(names["extinction_group"][best["extinction_group"]], float(derived["extinction_group"][i, best["extinction_group"]])),
+                lattice=None if lattice is None else tuple(round(float(v), 4) for v in constrain_lattice(lattice[i], system)),
+                certainty=float(probs[i, order[0]]), uncertain=bool(probs[i, order[0]] < self.threshold),
+                threshold=self.threshold, coverage=1.0 if coverage is None else float(coverage[i]), model=self.name,
+            ))  # fmt: skip
+        return out
+
+    def prepare(self, patterns: list) -> list:
+        """MeasuredPattern objects on the model's grid (PreparedPattern: input, background, coverage)."""
+        from powdersym.io import preprocess
+
+        return [preprocess(p, self.instrument, background=self.background) for p in patterns]
+
+    def predict_patterns(self, patterns: list) -> list[Prediction]:
+        prepared = self.prepare(patterns)
+        return self.predict_arrays(np.stack([p.y for p in prepared]), [p.source for p in prepared], np.array([p.coverage for p in prepared]))
+
+    def predict_file(self, path: str | os.PathLike, **read_options: Any) -> Prediction:
+        return self.predict_files([path], **read_options)[0]
+
+    def predict_files(self, paths: list, **read_options: Any) -> list[Prediction]:
+        """Read (powdersym.io.read_pattern: unit, wavelength, instrument_file, bank, difc...) and predict."""
+        from powdersym.io import read_pattern
+
+        return self.predict_patterns([read_pattern(p, **read_options) for p in paths])
