@@ -1,0 +1,91 @@
+"""`powdersym predict / evaluate / refine` from the command line: the shipped models load without anything
+downloaded, results are well-formed and consistent, and bad input gets one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from powdersym.cli import app
+from powdersym.predict import Predictor, constrain_lattice
+from powdersym.symmetry import BRAVAIS_LABELS, CRYSTAL_SYSTEMS, label_tables
+
+runner = CliRunner()
+
+
+def test_shipped_models_load_and_describe_themselves():
+    for instrument in ("xray-cuka", "neutron-cw"):
+        predictor = Predictor.for_instrument(instrument)
+        meta = predictor.saved.meta
+        assert meta["label_set"] == "sg" and len(meta["classes"]) == 230
+        assert predictor.instrument.name == instrument
+        assert meta["temperature"] > 0 and 0 < meta["refusal_threshold"] < 1
+        assert "calibration" in meta and "training" in meta
+
+
+def test_derived_probabilities_are_sums_over_member_groups():
+    predictor = Predictor.for_instrument("neutron-cw", top=230)
+    rng = np.random.default_rng(0)
+    x = rng.random((3, len(predictor.instrument.grid()))).astype(np.float32)
+    results = predictor.predict_arrays(x)
+    cs_of_sg = label_tables("cpu")["crystal_system"].numpy()
+    br_of_sg = label_tables("cpu")["bravais"].numpy()
+    for r in results:
+        probs = np.zeros(231)
+        for number, _, p in r.space_groups:
+            probs[number] = p
+        assert probs.sum() == pytest.approx(1.0, abs=1e-4)
+        system = CRYSTAL_SYSTEMS.index(r.crystal_system[0])
+        assert r.crystal_system[1] == pytest.approx(probs[cs_of_sg == system].sum(), abs=1e-5)
+        bravais = BRAVAIS_LABELS.index(r.bravais[0])
+        assert r.bravais[1] == pytest.approx(probs[br_of_sg == bravais].sum(), abs=1e-5)
+        assert r.uncertain == (r.certainty < r.threshold)
+
+
+def test_lattice_constrained_by_crystal_system():
+    raw = np.array([4.0, 4.2, 6.0, 89.0, 95.0, 118.0])
+    assert constrain_lattice(raw, "cubic").tolist() == pytest.approx([14.2 / 3] * 3 + [90, 90, 90])
+    assert constrain_lattice(raw, "hexagonal").tolist() == pytest.approx([4.1, 4.1, 6.0, 90, 90, 120])
+    assert constrain_lattice(raw, "monoclinic").tolist() == pytest.approx([4.0, 4.2, 6.0, 90, 95, 90])
+
+
+def test_predict_a_measured_neutron_file(shared_data):
+    folder = shared_data / "measured" / "gsas2_tutorials" / "files" / "CWNeutron" / "data"
+    result = runner.invoke(app, ["predict", str(folder / "garnet.raw"), "--instrument-file", str(folder / "inst_d1a.prm"),
+                                 "-i", "neutron-cw", "--json", "--top", "3"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads(result.output)
+    probabilities = [g["probability"] for g in entry["space_groups"]]
+    assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
+    assert entry["crystal_system"]["label"] in CRYSTAL_SYSTEMS
+    assert len(entry["lattice"]) == 6 and 0 < entry["coverage"] <= 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["predict", "missing.xye"], "no such file"),
+        (["predict", "{garbage}"], "garbage"),
+        (["predict", "{good}", "-i", "neutron-tof"], "no shipped model"),
+        (["predict", "{good}", "--model", "{garbage}"], "no such model"),
+        (["refine", "{good}", "--sg", "225", "--cell", "4,4,4"], "six numbers"),
+        (["evaluate", "xray-cuka", "--data", "nonsense"], "unknown evaluation set"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_2(tmp_path, args, message):
+    garbage = tmp_path / "garbage.xye"
+    garbage.write_bytes(b"\x00\x01binary\xff" * 50)
+    good = tmp_path / "good.xy"
+    two_theta = np.arange(10, 80, 0.02)
+    good.write_text("\n".join(f"{t:.3f} {1 + np.exp(-((t - 30) / 0.1) ** 2):.5f}" for t in two_theta))
+    args = [a.format(garbage=garbage, good=good) for a in args]
+    if args[0] == "predict" and "--model" not in args and "-i" not in args:
+        args += ["--wavelength", "1.5406"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("powdersym: error:"), result.output
+    assert message in lines[0] or (message == "garbage" and "garbage.xye" in lines[0])
