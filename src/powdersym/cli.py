@@ -330,6 +330,7 @@ def train(
     workers: int = typer.Option(2, "--workers", help="DataLoader worker processes reading pattern files."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from the weights of a saved model (fine-tune, e.g. a shipped model on your own structures or instrument)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from out/checkpoints/last.ckpt after an interruption."),
+    norm: Optional[str] = typer.Option(None, "--norm", help="resnet1d normalisation: layer (as published) or batch (learns from noisy, background-laden patterns; the shipped models)."),
     dropout: Optional[float] = typer.Option(None, "--dropout", help="Dropout of the residual blocks (resnet1d default 0.05; paper's Table 2: 0.1)."),
 ) -> None:
     """Train a classifier on synthetic or stored patterns and export it for `powdersym predict`."""
@@ -342,7 +343,7 @@ def train(
             out=str(out), seed=seed, max_steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, sgan=sgan,
             labelled_fraction=labelled_fraction, lattice_weight=lattice_weight, augment=augment, split=split,
             validate_every=validate_every, checkpoint_every=checkpoint_every, patience=patience or None,
-            devices=int(devices) if devices.isdigit() else devices, num_workers=workers, dropout=dropout, init=str(init) if init else None,
+            devices=int(devices) if devices.isdigit() else devices, num_workers=workers, dropout=dropout, model_kwargs={"norm": norm} if norm else {}, init=str(init) if init else None,
         )  # fmt: skip
         result = run_training(config, resume=resume)
     except (ValueError, FileNotFoundError, KeyError) as err:
