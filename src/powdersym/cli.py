@@ -425,12 +425,14 @@ def _progress(items: list, label: str):
 @app.command()
 def evaluate(
     model: Path = typer.Argument(..., help="A model (.safetensors) from `powdersym train`, or a shipped one by instrument name (xray-cuka, neutron-cw)."),
-    data: str = typer.Option(..., "--data", "-d", help="Test patterns: a shared set (rruff, spglib-pymatgen-xray, spglib-pymatgen-neutron)."),
+    data: str = typer.Option(..., "--data", "-d", help="Test patterns: a pattern file (.h5 from `powdersym dataset build`) or a shared set (rruff, spglib-pymatgen-xray, spglib-pymatgen-neutron)."),
     out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for report.json, report.md and the figures."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the PNG figures."),
 ) -> None:
     """Accuracy (top-1/3/5, per class, balanced), confusion matrices, merged (enantiomorph, extinction-group)
     accuracy, subgroup distance of errors, refusal curve and calibration of a space-group model on a test set."""
+    from types import SimpleNamespace
+
     import numpy as np
 
     from powdersym.evaluate import evaluate_predictions, write_report
@@ -441,9 +443,19 @@ def evaluate(
 
     try:
         predictor = Predictor.for_instrument(str(model)) if str(model) in SHIPPED else Predictor.load(model)
-        test = load_evaluation_set(data)
-        prepared = predictor.prepare(test.patterns)
-        logits, _ = predictor.logits(np.stack([p.y for p in prepared]))
+        if data.endswith((".h5", ".hdf5")):  # simulated pattern file on the model's grid
+            from powdersym.data import PatternDataset
+
+            stored = PatternDataset(data, target="space_group")
+            if stored.n_points != len(predictor.instrument.grid()):
+                raise ValueError(f"{data}: {stored.n_points} points per pattern, the model expects {len(predictor.instrument.grid())}")
+            x, groups = stored.read(np.arange(len(stored)))
+            test = SimpleNamespace(space_group=groups.numpy(), description=f"{len(stored)} patterns of {data}")
+            logits, _ = predictor.logits(x.numpy())
+        else:
+            test = load_evaluation_set(data)
+            prepared = predictor.prepare(test.patterns)
+            logits, _ = predictor.logits(np.stack([p.y for p in prepared]))
         training = predictor.saved.meta.get("training", {})
         report = evaluate_predictions(
             logits / predictor.saved.temperature, test.space_group, "space_group", logits=True, model=str(model),

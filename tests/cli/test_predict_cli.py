@@ -89,3 +89,15 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, args, message):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("powdersym: error:"), result.output
     assert message in lines[0] or (message == "garbage" and "garbage.xye" in lines[0])
+
+
+def test_evaluate_a_pattern_file_writes_the_report(tmp_path):
+    from powdersym.data import build_dataset
+
+    data = build_dataset(tmp_path / "test.h5", "synthetic", "neutron-cw", 32, seed=5)
+    result = runner.invoke(app, ["evaluate", "neutron-cw", "--data", str(data), "-o", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["n_samples"] == 32 and report["label_set"] == "space_group"
+    assert (tmp_path / "report" / "report.md").stat().st_size > 0
+    assert len(list((tmp_path / "report").glob("*.png"))) >= 3

@@ -1,4 +1,4 @@
-"""Evaluation sets as MeasuredPattern lists with space-group labels: pattern files (HDF5), and the shared sets
+"""Evaluation sets as MeasuredPattern lists with space-group labels: the shared sets
 beside the repository (../shared/data): measured RRUFF X-ray patterns, and the spglib structures simulated by
 pymatgen (an independent simulator) for X-ray and neutron."""
 
@@ -38,7 +38,8 @@ def shared_data_folder() -> Path:
 
 
 def load_evaluation_set(name: str | os.PathLike) -> EvaluationSet:
-    """A shared set by name (see SHARED_NAMES) or an HDF5 pattern file; FileNotFoundError with what is missing."""
+    """A shared set by name (see SHARED_NAMES); FileNotFoundError with what is missing. (Pattern files are read
+    by `powdersym.data.PatternDataset`.)"""
     root = shared_data_folder()
     if str(name) == "rruff":
         path = root / "measured" / "rruff_dev" / "rruff_dev.npz"
@@ -58,7 +59,7 @@ def load_evaluation_set(name: str | os.PathLike) -> EvaluationSet:
         return EvaluationSet(name=str(name), description=f"{len(patterns)} spglib test structures simulated by pymatgen ({kind}; {path})",
                              patterns=patterns, space_group=data["sg_number"].astype(int), lattice=data["lattice"],
                              formula=data["formula"])  # fmt: skip
-    raise FileNotFoundError(f"unknown evaluation set {name!r} (shared sets: {', '.join(SHARED_NAMES)}; or an HDF5 pattern file)")
+    raise FileNotFoundError(f"unknown evaluation set {name!r} (shared sets: {', '.join(SHARED_NAMES)}; or an .h5 pattern file)")
 
 
 def _npz(path: Path):
