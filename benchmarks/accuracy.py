@@ -1,13 +1,19 @@
 """Accuracy of the shipped models on data they never saw: the spglib structures simulated by pymatgen (X-ray and
-neutron), and the measured RRUFF X-ray patterns. Prints a Markdown table (append it to docs/results.md).
+neutron) and by powdersym itself with realistic augmentation, the measured RRUFF X-ray patterns, and the measured
+neutron patterns of the GSAS-II tutorials and EasyDiffraction with known space groups. Prints a Markdown table
+(append it to docs/results.md), then per-file top-5 groups of the measured neutron sets and what they skip.
 
-    python benchmarks/accuracy.py                 # about 3-5 minutes on 2 CPU cores
-    python benchmarks/accuracy.py --sets rruff --json out.json
+    python benchmarks/accuracy.py                 # about 10 minutes on 2 CPU cores (simulation: 5 of them)
+    python benchmarks/accuracy.py --sets rruff measured-neutron --json out.json
+    python benchmarks/accuracy.py --device cuda   # simulation and network on the GPU
 
-Every pattern goes through `Predictor.predict_patterns`, as `powdersym predict` does: d-mapping onto the model's
-grid, Chebyshev background, max-normalisation. Columns: space group top-1 / top-5 (230 classes), the same with
-enantiomorphic pairs merged, crystal system and Bravais lattice (probabilities summed from the space groups),
-and space-group top-1 on the most certain half (Vecsei et al.'s refusal at 50 % coverage).
+Measured and pymatgen-simulated patterns go through `Predictor.prepare`, as `powdersym predict` does: d-mapping
+onto the model's grid, Chebyshev background, max-normalisation; the time-of-flight patterns are mapped onto the
+constant-wavelength neutron model's grid through d the same way. The powdersym-simulated sets are already on
+the model's grid (max-normalised) and go to the network as they are. Columns: space group top-1 / top-5 (230
+classes), the same with enantiomorphic pairs merged, crystal system and Bravais lattice (probabilities summed
+from the space groups), and space-group top-1 on the most certain half (Vecsei et al.'s refusal at 50 %
+coverage).
 """
 
 from __future__ import annotations
@@ -19,54 +25,84 @@ import subprocess
 import time
 
 import numpy as np
+import torch
 
 from powdersym.evaluate import marginalise, merged_accuracy, refusal_curve, top_k_accuracy
 from powdersym.evaluate.labelsets import derived_index_of_sg
-from powdersym.evaluate.sets import load_evaluation_set
+from powdersym.evaluate.sets import EvaluationSet, load_evaluation_set
 from powdersym.predict import Predictor
+from powdersym.symmetry import space_group
 
-SETS = {"spglib-pymatgen-xray": "xray-cuka", "spglib-pymatgen-neutron": "neutron-cw", "rruff": "xray-cuka"}
+SETS = {
+    "spglib-pymatgen-xray": "xray-cuka", "spglib-pymatgen-neutron": "neutron-cw",
+    "spglib-powdersym-xray": "xray-cuka", "spglib-powdersym-neutron": "neutron-cw",
+    "rruff": "xray-cuka", "measured-neutron": "neutron-cw", "measured-neutron-tof": "neutron-cw",
+}  # fmt: skip
+PER_FILE = ("measured-neutron", "measured-neutron-tof")  # small sets: every file's top 5 is printed
 
 
-def evaluate(set_name: str, instrument: str) -> dict:
-    data = load_evaluation_set(set_name)
-    predictor = Predictor.for_instrument(instrument)
+def evaluate(set_name: str, instrument: str, device: str = "cpu") -> tuple[dict, EvaluationSet, np.ndarray]:
+    """(summary row, the set, calibrated probabilities [N, 230])."""
     start = time.perf_counter()
-    prepared = predictor.prepare(data.patterns)
-    x = np.stack([p.y for p in prepared])
-    logits, _ = predictor.logits(x)
+    data = load_evaluation_set(set_name, device=device)
+    loading = time.perf_counter() - start
+    predictor = Predictor.for_instrument(instrument, device=device)
+    start = time.perf_counter()
+    logits, _ = predictor.logits(data.model_inputs(predictor))
     seconds = time.perf_counter() - start
-    probs = np.exp(logits / predictor.saved.temperature - (logits / predictor.saved.temperature).max(1, keepdims=True))
-    probs /= probs.sum(1, keepdims=True)
+    probs = torch.softmax(torch.from_numpy(logits) / predictor.saved.temperature, dim=1).numpy()
     labels = data.space_group - 1
     row = {"set": set_name, "model": instrument, "n": len(labels), "distinct_groups": int(len(np.unique(labels))),
-           "sg_top1": top_k_accuracy(probs, labels, 1), "sg_top5": top_k_accuracy(probs, labels, 5),
+           "skipped": len(data.skipped), "sg_top1": top_k_accuracy(probs, labels, 1), "sg_top5": top_k_accuracy(probs, labels, 5),
            "sg_top1_enantiomorph_merged": merged_accuracy(probs.argmax(1), labels, "space_group", "enantiomorph"),
-           "sg_top1_at_50pct": refusal_curve(probs, labels).at_coverage(0.5).accuracy, "seconds": seconds}  # fmt: skip
+           "sg_top1_at_50pct": refusal_curve(probs, labels).at_coverage(0.5).accuracy, "seconds": seconds,
+           "loading_seconds": loading}  # fmt: skip
     for to in ("crystal_system", "bravais"):
         p = marginalise(probs, to)
         row[f"{to}_top1"] = top_k_accuracy(p, derived_index_of_sg(to)[data.space_group], 1)
-    return row
+    return row, data, probs
+
+
+def per_file_table(data: EvaluationSet, probs: np.ndarray) -> list[str]:
+    """Markdown rows: file, true group, rank of the true group, top 5 with probabilities."""
+    lines = [f"**{data.name}** ({data.description})", "",
+             "| file | true group | rank of true | top 5 (probability) |", "|---|---|---|---|"]  # fmt: skip
+    for name, truth, p in zip(data.names, data.space_group, probs):
+        order = np.argsort(-p)
+        rank = int(np.flatnonzero(order == truth - 1)[0]) + 1
+        top = ", ".join(f"{k + 1} {space_group(int(k + 1)).hm_symbol} ({p[k]:.0%})" for k in order[:5])
+        lines.append(f"| {name} | {truth} {space_group(int(truth)).hm_symbol} | {rank} | {top} |")
+    if data.skipped:
+        lines += ["", "Skipped:", ""] + [f"- {name}: {reason}" for name, reason in data.skipped]
+    return lines + [""]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (simulation of the powdersym sets and the network)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    print(f"date {datetime.date.today()}, commit {commit}")
+    print(f"date {datetime.date.today()}, commit {commit}, device {args.device}")
     print("| set | model | n | SG top-1 | SG top-5 | SG top-1 (enantiomorphs merged) | crystal system | Bravais | SG top-1 on the most certain 50 % |")
     print("|---|---|---|---|---|---|---|---|---|")
-    rows = []
+    rows, details = [], []
     for name in args.sets:
-        row = evaluate(name, SETS[name])
+        row, data, probs = evaluate(name, SETS[name], args.device)
         rows.append(row)
         print(f"| {name} | {row['model']} | {row['n']} | {row['sg_top1']:.1%} | {row['sg_top5']:.1%} | {row['sg_top1_enantiomorph_merged']:.1%} | "
               f"{row['crystal_system_top1']:.1%} | {row['bravais_top1']:.1%} | {row['sg_top1_at_50pct']:.1%} |", flush=True)  # fmt: skip
+        if name in PER_FILE:
+            details += per_file_table(data, probs)
+            row["files"] = [{"file": f, "true": int(t), "top5": [int(k + 1) for k in np.argsort(-p)[:5]]}
+                            for f, t, p in zip(data.names, data.space_group, probs)]  # fmt: skip
+        row["skipped_files"] = [list(s) for s in data.skipped]
+    if details:
+        print("\n" + "\n".join(details))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"commit": commit, "rows": rows}, f, indent=1)
+            json.dump({"commit": commit, "device": args.device, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":
