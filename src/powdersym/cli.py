@@ -425,7 +425,7 @@ def _progress(items: list, label: str):
 @app.command()
 def evaluate(
     model: Path = typer.Argument(..., help="A model (.safetensors) from `powdersym train`, or a shipped one by instrument name (xray-cuka, neutron-cw)."),
-    data: str = typer.Option(..., "--data", "-d", help="Test patterns: a pattern file (.h5 from `powdersym dataset build`) or a shared set (rruff, spglib-pymatgen-xray, spglib-pymatgen-neutron)."),
+    data: str = typer.Option(..., "--data", "-d", help="Test patterns: a pattern file (.h5 from `powdersym dataset build`) or a shared set (rruff, spglib-pymatgen-xray/-neutron, spglib-powdersym-xray/-neutron, measured-neutron, measured-neutron-tof)."),
     out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for report.json, report.md and the figures."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the PNG figures."),
 ) -> None:
@@ -454,8 +454,7 @@ def evaluate(
             logits, _ = predictor.logits(x.numpy())
         else:
             test = load_evaluation_set(data)
-            prepared = predictor.prepare(test.patterns)
-            logits, _ = predictor.logits(np.stack([p.y for p in prepared]))
+            logits, _ = predictor.logits(test.model_inputs(predictor))
         training = predictor.saved.meta.get("training", {})
         report = evaluate_predictions(
             logits / predictor.saved.temperature, test.space_group, "space_group", logits=True, model=str(model),

@@ -23,10 +23,14 @@ def chebyshev_background(y: np.ndarray, degree: int = 12, clip: float = 2.0, max
     degree = int(min(degree, max(len(y) // 4, 0)))
     keep = np.ones(len(y), dtype=bool)
     fit = np.full_like(y, np.median(y))
+    # Least squares through the normal equations of the Chebyshev basis (well conditioned on [-1, 1]): a (d+1)^2
+    # solve per iteration instead of a threaded lstsq of the whole pattern, which was 10-30x slower on 2 cores.
+    basis = chebyshev.chebvander(t, degree)  # [n, d + 1]
     for _ in range(max_iterations):
         if keep.sum() <= degree + 1:
             break
-        fit = chebyshev.chebval(t, chebyshev.chebfit(t[keep], y[keep], degree))
+        kept = basis[keep]
+        fit = basis @ np.linalg.solve(kept.T @ kept, kept.T @ y[keep])
         residual = y - fit
         below = residual[keep & (residual <= 0)]
         noise = np.sqrt(np.mean(below**2)) if len(below) else 0.0
