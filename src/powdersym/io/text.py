@@ -26,6 +26,10 @@ _WAVELENGTH = re.compile(r"(?:wavelength|lambda)[^0-9\n]{0,20}?([0-9]*\.[0-9]+)"
 
 def read_columns(text: str, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[str]]:
     """(x, y, sigma or None, header lines) of a column file; raises PatternFormatError on anything malformed."""
+    fast = _read_columns_fast(text)
+    if fast is not None:
+        text_header, data = fast
+        return (*_columns(data, source), text_header)
     header: list[str] = []
     rows: list[list[float]] = []
     first_line = 0
@@ -56,7 +60,48 @@ def read_columns(text: str, source: str) -> tuple[np.ndarray, np.ndarray, np.nda
         rows.append(values)
     if not rows:
         raise PatternFormatError("no numeric data lines", source)
-    n_columns = len(rows[0])
+    x, y, sigma = _columns(np.asarray(rows, dtype=np.float64), source)
+    return x, y, sigma, header
+
+
+def _read_columns_fast(text: str) -> tuple[list[str], np.ndarray] | None:
+    """The common case in one numpy conversion: header lines, then whitespace- or comma-separated numbers with
+    the same count on every line. None whenever anything is unusual (the line-by-line reader then explains it)."""
+    lines = text.splitlines()
+    header: list[str] = []
+    start = 0
+    for start, raw in enumerate(lines):
+        line = raw.strip()
+        if line and not line.startswith(COMMENT_PREFIXES):
+            delimiter = "," if "," in line else ";" if ";" in line else " "
+            if _parse_line(line, delimiter) is not None:
+                break
+            header.append(line)
+        elif line:
+            header.append(line)
+    else:
+        return None
+    body = [line for line in lines[start:] if line.strip()]
+    if delimiter == ";" or "_" in text or any(line.lstrip().startswith(COMMENT_PREFIXES) for line in body):
+        return None
+    if delimiter == ",":
+        body = [line.rstrip().rstrip(",") for line in body]
+        if any(";" in line or ",," in line.replace(" ", "") for line in body):
+            return None
+        body = [line.replace(",", " ") for line in body]
+    counts = {len(line.split()) for line in body}
+    if len(counts) != 1:
+        return None
+    try:
+        data = np.array(" ".join(body).split(), dtype=np.float64)
+    except ValueError:
+        return None
+    return header, data.reshape(len(body), counts.pop())
+
+
+def _columns(data: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """x, intensity and sigma (or None) of a [rows, columns] numeric block, checked."""
+    n_columns = data.shape[1]
     if n_columns == 1:
         raise PatternFormatError("only one column; expected x, intensity and optionally sigma", source)
     if n_columns > 3:
@@ -64,14 +109,13 @@ def read_columns(text: str, source: str) -> tuple[np.ndarray, np.ndarray, np.nda
             f"{n_columns} columns; expected x, intensity and optionally sigma (which column is which is unclear)",
             source,
         )
-    data = np.asarray(rows, dtype=np.float64)
     bad = ~np.isfinite(data)
     if bad.any():
         row, column = np.argwhere(bad)[0]
         name = ("x", "intensity", "sigma")[column]
         raise PatternFormatError(f"{name} is not finite (NaN or inf) in data row {row + 1}", source)
     sigma = data[:, 2] if n_columns == 3 else None
-    return data[:, 0], data[:, 1], sigma, header
+    return data[:, 0], data[:, 1], sigma
 
 
 def _parse_line(line: str, delimiter: str) -> list[float] | None:
