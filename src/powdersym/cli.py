@@ -424,48 +424,58 @@ def _progress(items: list, label: str):
 
 @app.command()
 def evaluate(
-    model: Path = typer.Argument(..., help="A model (.safetensors) from `powdersym train`, or a shipped one by instrument name (xray-cuka, neutron-cw)."),
-    data: str = typer.Option(..., "--data", "-d", help="Test patterns: a pattern file (.h5 from `powdersym dataset build`) or a shared set (rruff, spglib-pymatgen-xray/-neutron, spglib-powdersym-xray/-neutron, measured-neutron, measured-neutron-tof)."),
-    out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for report.json, report.md and the figures."),
+    models: list[Path] = typer.Argument(..., help="Models (.safetensors from `powdersym train`) or shipped ones by instrument name (xray-cuka, neutron-cw); several give one report each and the main paper's Table 4 plot (accuracy vs labelled fraction)."),
+    data: str = typer.Option(..., "--data", "-d", help="Test patterns: a pattern file (.h5 from `powdersym dataset build`), a folder of measured files with labels.csv (file, sg_number[, wavelength, instrument_file, bank, unit]), or a shared set (rruff, spglib-pymatgen-xray/-neutron, spglib-powdersym-xray/-neutron, measured-neutron, measured-neutron-tof)."),
+    out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for report.json, report.md and the figures (a subfolder per model when there are several)."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the PNG figures."),
 ) -> None:
     """Accuracy (top-1/3/5, per class, balanced), confusion matrices, merged (enantiomorph, extinction-group)
-    accuracy, subgroup distance of errors, refusal curve and calibration of a space-group model on a test set."""
-    from types import SimpleNamespace
-
-    import numpy as np
-
-    from powdersym.evaluate import evaluate_predictions, write_report
-    from powdersym.evaluate.sets import load_evaluation_set
+    accuracy, subgroup distance of errors, refusal curve and calibration of space-group models on a test set."""
+    from powdersym.evaluate import plot_label_fraction, write_report
+    from powdersym.evaluate.run import evaluate_model, label_fraction_point
     from powdersym.io import PatternFormatError
     from powdersym.models.saved import ModelFileError
     from powdersym.predict import SHIPPED, Predictor
 
+    points = []
     try:
-        predictor = Predictor.for_instrument(str(model)) if str(model) in SHIPPED else Predictor.load(model)
-        if data.endswith((".h5", ".hdf5")):  # simulated pattern file on the model's grid
-            from powdersym.data import PatternDataset
-
-            stored = PatternDataset(data, target="space_group")
-            if stored.n_points != len(predictor.instrument.grid()):
-                raise ValueError(f"{data}: {stored.n_points} points per pattern, the model expects {len(predictor.instrument.grid())}")
-            x, groups = stored.read(np.arange(len(stored)))
-            test = SimpleNamespace(space_group=groups.numpy(), description=f"{len(stored)} patterns of {data}")
-            logits, _ = predictor.logits(x.numpy())
-        else:
-            test = load_evaluation_set(data)
-            logits, _ = predictor.logits(test.model_inputs(predictor))
-        training = predictor.saved.meta.get("training", {})
-        report = evaluate_predictions(
-            logits / predictor.saved.temperature, test.space_group, "space_group", logits=True, model=str(model),
-            training_data=str(training.get("source", "")), split="none: the test set is outside the training data (synthetic crystals only)",
-            test_data=test.description, overlap="no overlap possible: the model was trained on random synthetic crystals only",
-        )  # fmt: skip
-        written = write_report(report, out, figures=figures)
+        for index, model in enumerate(models):
+            name = str(model)
+            predictor = Predictor.for_instrument(name) if name in SHIPPED else Predictor.load(model)
+            report = evaluate_model(predictor, data, name)
+            folder = out if len(models) == 1 else out / f"{index}_{Path(name).parent.name or Path(name).stem}"
+            written = write_report(report, folder, figures=figures)
+            typer.echo(report.summary())
+            typer.echo(f"wrote {len(written)} files to {folder}")
+            point = label_fraction_point(predictor.saved.meta, report.accuracy["top1"], name)
+            points.append(point) if point is not None else None
+        if len(models) > 1 and len(points) > 1 and figures:
+            typer.echo(f"wrote {plot_label_fraction(points, out / 'label_fraction.png')}")
     except (PatternFormatError, ModelFileError, ValueError, OSError) as err:
         fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
-    typer.echo(report.summary())
-    typer.echo(f"wrote {len(written)} files to {out}")
+
+
+@app.command()
+def calibrate(
+    model: Path = typer.Argument(..., help="A model (.safetensors) from `powdersym train`; its JSON is updated."),
+    n: int = typer.Option(2048, "--n", help="Synthetic validation patterns (realistic augmentation, a seed no training stream uses)."),
+    coverage: float = typer.Option(0.5, "--coverage", help="Fraction of validation patterns that stay above the refusal threshold."),
+) -> None:
+    """Fit the model's temperature (calibrated probabilities) and its refusal threshold on synthetic validation
+    patterns, and store both with the model for `powdersym predict`."""
+    from powdersym.evaluate.calibrate_model import calibrate_saved_model
+    from powdersym.models.saved import ModelFileError
+
+    if not 0 < coverage <= 1 or n < 16:
+        fail("--coverage must lie in (0, 1] and --n be at least 16")
+    try:
+        stored = calibrate_saved_model(model, n=n, coverage=coverage)
+    except (ModelFileError, ValueError, OSError) as err:
+        fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    c = stored["calibration"]
+    typer.echo(f"temperature {stored['temperature']:.3f}; ECE {c['ece_before']:.3f} -> {c['ece_after']:.3f}; "
+               f"refusal threshold {stored['refusal_threshold']:.3f} keeps {c['refusal']['coverage']:.0%} at "
+               f"{c['refusal']['accuracy_kept']:.1%} top-1 (all: {c['top1']:.1%})")
 
 
 @app.command()

@@ -101,3 +101,54 @@ def test_evaluate_a_pattern_file_writes_the_report(tmp_path):
     assert report["n_samples"] == 32 and report["label_set"] == "space_group"
     assert (tmp_path / "report" / "report.md").stat().st_size > 0
     assert len(list((tmp_path / "report").glob("*.png"))) >= 3
+
+
+def test_evaluate_a_folder_of_measured_files_and_several_models(tmp_path):
+    """Two models (the shipped X-ray one twice, saved with different recorded label fractions) on a folder of
+    measured-format files: a report per model and the Table 4 plot."""
+    import shutil
+
+    from powdersym.predict import shipped_model
+
+    folder = tmp_path / "measured"
+    folder.mkdir()
+    two_theta = np.arange(5, 90, 0.02)
+    lines = ["file,sg_number,formula,wavelength"]
+    for i, (peak, group) in enumerate([(30.0, 225), (40.0, 62)]):
+        y = 10 + 1000 * np.exp(-(((two_theta - peak) / 0.08) ** 2))
+        (folder / f"p{i}.xy").write_text("\n".join(f"{t:.3f} {v:.3f}" for t, v in zip(two_theta, y)))
+        lines.append(f"p{i}.xy,{group},NaCl,1.5406")
+    (folder / "labels.csv").write_text("\n".join(lines) + "\n")
+    models = []
+    for fraction in (0.1, 0.5):
+        target = tmp_path / f"m{fraction}" / "model.safetensors"
+        target.parent.mkdir()
+        shutil.copy(shipped_model("xray-cuka"), target)
+        meta = json.loads(shipped_model("xray-cuka").with_suffix(".json").read_text())
+        meta["training"]["config"] = {"labelled_fraction": fraction, "sgan": fraction == 0.1, "data": "synthetic"}
+        target.with_suffix(".json").write_text(json.dumps(meta))
+        models.append(str(target))
+    result = runner.invoke(app, ["evaluate", *models, "--data", str(folder), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    reports = sorted((tmp_path / "out").glob("*/report.json"))
+    assert len(reports) == 2
+    assert json.loads(reports[0].read_text())["n_samples"] == 2
+    assert (tmp_path / "out" / "label_fraction.png").stat().st_size > 0
+
+
+def test_calibrate_stores_temperature_and_threshold(tmp_path):
+    import shutil
+
+    from powdersym.predict import shipped_model
+
+    target = tmp_path / "model.safetensors"
+    shutil.copy(shipped_model("neutron-cw"), target)
+    meta = json.loads(shipped_model("neutron-cw").with_suffix(".json").read_text())
+    for key in ("temperature", "refusal_threshold", "calibration"):
+        meta.pop(key, None)
+    target.with_suffix(".json").write_text(json.dumps(meta))
+    result = runner.invoke(app, ["calibrate", str(target), "--n", "64"])
+    assert result.exit_code == 0, result.output
+    stored = json.loads(target.with_suffix(".json").read_text())
+    assert stored["temperature"] > 0 and 0 < stored["refusal_threshold"] < 1
+    assert stored["calibration"]["refusal"]["coverage"] >= 0.5

@@ -99,3 +99,15 @@ def test_synthetic_stream_training_runs(tmp_path):
     result = train(config)
     assert result.steps == 3
     assert load_model(result.model_path).meta["training"]["source"].startswith("synthetic")
+
+
+def test_evaluation_checks_overlap_with_the_recorded_training_split(tmp_path, tiny_dataset):
+    """A model trained on a pattern file, evaluated on that same file: the report must find the formulas of its
+    training rows in the test set (the overlap is computed from the model's recorded split, not assumed)."""
+    from powdersym.evaluate.run import evaluate_model
+    from powdersym.predict import Predictor
+
+    result = train(run_config(tmp_path, tiny_dataset, labels="sg", max_steps=2, validate_every=2))
+    report = evaluate_model(Predictor.load(result.model_path), tiny_dataset, "tiny")
+    assert report.overlap_counts["formula"]["n_seen"] > 0, report.overlap
+    assert "split" in report.split

@@ -86,6 +86,8 @@ def shared_data_folder() -> Path:
 def load_evaluation_set(name: str | os.PathLike, device: str = "cpu") -> EvaluationSet:
     """A shared set by name (see SHARED_NAMES); FileNotFoundError with what is missing. `device` runs the
     simulator of the spglib-powdersym sets. (Pattern files are read by `powdersym.data.PatternDataset`.)"""
+    if Path(name).is_dir():
+        return measured_folder(Path(name))
     root = shared_data_folder()
     name = str(name)
     if name == "rruff":
@@ -111,7 +113,7 @@ def load_evaluation_set(name: str | os.PathLike, device: str = "cpu") -> Evaluat
         return _spglib_powdersym(root, "xray-cuka" if name.endswith("xray") else "neutron-cw", device)
     if name in ("measured-neutron", "measured-neutron-tof"):
         return _measured_neutron(root, "neutron_tof" if name.endswith("tof") else "neutron_cw")
-    raise FileNotFoundError(f"unknown evaluation set {name!r} (shared sets: {', '.join(SHARED_NAMES)}; or an .h5 pattern file)")
+    raise FileNotFoundError(f"unknown evaluation set {name!r} (shared sets: {', '.join(SHARED_NAMES)}; or an .h5 pattern file, or a folder with labels.csv)")
 
 
 def spglib_structures(root: Path | None = None) -> tuple[list, np.ndarray, list[str], list[tuple[str, str]]]:
@@ -277,3 +279,41 @@ def _npz(path: Path):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: shared evaluation data not found (it lives in ../shared/data beside the checkout)")
     return np.load(path, allow_pickle=False)
+
+
+def measured_folder(folder: Path) -> EvaluationSet:
+    """Measured pattern files of a folder listed in its labels.csv: columns file, sg_number and optionally
+    formula, wavelength, instrument_file, bank, unit (what `read_pattern` needs where the files do not say)."""
+    import csv
+
+    from powdersym.io import read_pattern
+
+    table = folder / "labels.csv"
+    if not table.is_file():
+        raise FileNotFoundError(f"{folder}: no labels.csv (columns file, sg_number[, formula, wavelength, instrument_file, bank, unit])")
+    with open(table, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"file", "sg_number"} <= set(rows[0]):
+        raise ValueError(f"{table}: needs the columns file and sg_number")
+    patterns, groups, formulas = [], [], []
+    for number, row in enumerate(rows, start=2):
+        try:
+            group = int(row["sg_number"])
+        except ValueError:
+            raise ValueError(f"{table} line {number}: sg_number {row['sg_number']!r} is not a number") from None
+        if not 1 <= group <= 230:
+            raise ValueError(f"{table} line {number}: sg_number {group} outside 1-230")
+        options: dict = {}
+        if row.get("wavelength"):
+            options["wavelength"] = float(row["wavelength"])
+        if row.get("instrument_file"):
+            options["instrument_file"] = folder / row["instrument_file"]
+        if row.get("bank"):
+            options["bank"] = int(row["bank"])
+        if row.get("unit"):
+            options["unit"] = row["unit"]
+        patterns.append(read_pattern(folder / row["file"], **options))
+        groups.append(group)
+        formulas.append(row.get("formula") or "")
+    return EvaluationSet(folder.name, f"{len(patterns)} measured patterns listed in {table}", patterns,
+                         np.array(groups), formula=np.array(formulas, dtype=object), names=[r["file"] for r in rows])  # fmt: skip

@@ -1,0 +1,81 @@
+"""`evaluate_model`: a saved model on a test set -> Report, with the training data, split and overlap stated from
+what the model's JSON records (checked against the test set's formulas, not assumed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+
+def test_set(data: str | os.PathLike, predictor: Any) -> tuple[Any, np.ndarray]:
+    """(set with space_group, formula, description; network inputs [N, P]) of a pattern file, a folder with a
+    labels.csv, or a shared set."""
+    from powdersym.evaluate.sets import load_evaluation_set
+
+    if str(data).endswith((".h5", ".hdf5")):  # simulated patterns on the model's grid
+        from powdersym.data import PatternDataset
+
+        stored = PatternDataset(data, target="space_group")
+        expected = len(predictor.instrument.grid())
+        if stored.n_points != expected:
+            raise ValueError(f"{data}: {stored.n_points} points per pattern, the model expects {expected}")
+        x, groups = stored.read(np.arange(len(stored)))
+        return SimpleNamespace(space_group=groups.numpy(), formula=stored.strings("formula"),
+                               description=f"{len(stored)} patterns of {data}"), x.numpy()  # fmt: skip
+    test = load_evaluation_set(data)
+    return test, test.model_inputs(predictor)
+
+
+def training_formulas(meta: dict[str, Any]) -> np.ndarray | None:
+    """Formulas of the rows a model was trained on (its pattern files and recorded split), None for synthetic
+    random crystals (nothing to overlap with) or when the files are gone."""
+    training = meta.get("training", {})
+    config = training.get("config")
+    if not config or config.get("data") == "synthetic":
+        return None
+    from powdersym.train import TrainConfig
+    from powdersym.train.data import PatternData
+
+    files = [config["data"]] if isinstance(config["data"], str) else config["data"]
+    if not all(Path(f).is_file() for f in files):
+        raise FileNotFoundError(f"the model's training files are not found ({', '.join(files)}): cannot check the overlap")
+    data = PatternData(TrainConfig(**{k: v for k, v in config.items() if k in TrainConfig.__dataclass_fields__}))
+    data.setup()
+    rows = np.concatenate([data.split["train"], data.split.get("unlabelled", np.array([], dtype=np.int64))])
+    return data.dataset.strings("formula")[rows]
+
+
+def evaluate_model(predictor: Any, data: str | os.PathLike, name: str) -> Any:
+    """Report of a Predictor's model on a test set (temperature-scaled probabilities)."""
+    from powdersym.evaluate import evaluate_predictions, split_overlap
+
+    test, inputs = test_set(data, predictor)
+    logits, _ = predictor.logits(inputs)
+    meta = predictor.saved.meta
+    training = meta.get("training", {})
+    trained_on = training_formulas(meta)
+    if trained_on is None:
+        overlap: str | dict = "none possible: the model was trained on random synthetic crystals only"
+        split = "test set outside the training data (synthetic random crystals)"
+    else:
+        formulas = getattr(test, "formula", None)
+        overlap = split_overlap(trained_on, formulas if formulas is not None else [""] * len(test.space_group))
+        split = f"{training.get('split', '?')} split of {training.get('source')} (seed {training.get('seed')}); test: {data}"
+    return evaluate_predictions(
+        logits / predictor.saved.temperature, test.space_group, "space_group", logits=True, model=name,
+        training_data=str(training.get("source", "")), split=split, test_data=test.description, overlap=overlap,
+    )  # fmt: skip
+
+
+def label_fraction_point(meta: dict[str, Any], accuracy: float, name: str) -> dict[str, Any] | None:
+    """The (model kind, labelled fraction, accuracy) of a model for the main paper's Table 4 plot."""
+    config = meta.get("training", {}).get("config") or {}
+    if "labelled_fraction" not in config:
+        return None
+    kind = "SGAN" if config.get("sgan") else "supervised"
+    return {"model": kind, "fraction": float(config["labelled_fraction"]), "accuracy": accuracy,
+            "label_set": meta.get("label_set", ""), "name": name}  # fmt: skip
