@@ -321,7 +321,7 @@ def train(
     labelled_fraction: float = typer.Option(1.0, "--labelled-fraction", help="Fraction of the training rows that keep their labels (paper: 0.05, 0.1, 0.25, 0.5)."),
     lattice_weight: float = typer.Option(0.0, "--lattice-weight", help="> 0: also regress a, b, c, alpha, beta, gamma with this weight on their MSE."),
     augment: str = typer.Option("realistic", "--augment", help="Augmentation of synthetic patterns: realistic, vecsei, none."),
-    split: str = typer.Option("random", "--split", help="Split of pattern files: random, or structure (no formula/prototype in two parts)."),
+    split: str = typer.Option("auto", "--split", help="Split of pattern files: structure (no formula/prototype in two parts; the default for real structures), random (the default for synthetic crystals), or auto."),
     seed: int = typer.Option(0, "--seed"),
     validate_every: int = typer.Option(1000, "--validate-every", help="Steps between validations (and early-stopping checks)."),
     checkpoint_every: int = typer.Option(1000, "--checkpoint-every", help="Steps between checkpoints (out/checkpoints/last.ckpt)."),

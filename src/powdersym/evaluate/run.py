@@ -24,7 +24,7 @@ def test_set(data: str | os.PathLike, predictor: Any) -> tuple[Any, np.ndarray]:
         if stored.n_points != expected:
             raise ValueError(f"{data}: {stored.n_points} points per pattern, the model expects {expected}")
         x, groups = stored.read(np.arange(len(stored)))
-        return SimpleNamespace(space_group=groups.numpy(), formula=stored.strings("formula"),
+        return SimpleNamespace(space_group=groups.numpy(), formula=stored.strings("formula"), lattice=stored.labels["lattice"],
                                description=f"{len(stored)} patterns of {data}"), x.numpy()  # fmt: skip
     test = load_evaluation_set(data)
     return test, test.model_inputs(predictor)
@@ -49,12 +49,26 @@ def training_formulas(meta: dict[str, Any]) -> np.ndarray | None:
     return data.dataset.strings("formula")[rows]
 
 
-def evaluate_model(predictor: Any, data: str | os.PathLike, name: str) -> Any:
-    """Report of a Predictor's model on a test set (temperature-scaled probabilities)."""
+def evaluate_model(predictor: Any, data: str | os.PathLike, name: str, validation_size: int = 512) -> Any:
+    """Report of a Predictor's model on a test set; calibration (ECE before / after temperature scaling) with a
+    temperature fitted on `validation_size` synthetic validation patterns; lattice errors when the model has
+    lattice heads and the test set lattice labels."""
     from powdersym.evaluate import evaluate_predictions, split_overlap
 
+    from powdersym.evaluate.calibrate_model import synthetic_validation
+    from powdersym.models import LatticeScaler
+
     test, inputs = test_set(data, predictor)
-    logits, _ = predictor.logits(inputs)
+    logits, lattice = predictor.logits(inputs)
+    # temperature scaling fitted on a validation split: synthetic patterns of the model's instrument
+    val_inputs, val_groups = synthetic_validation(predictor.instrument, validation_size)
+    val_logits, _ = predictor.logits(val_inputs)
+    scaler = predictor.saved.meta.get("lattice_scaler")
+    lattice_true = getattr(test, "lattice", None)
+    if lattice is None or scaler is None or lattice_true is None:
+        lattice = lattice_true = None
+    else:
+        lattice = np.asarray(LatticeScaler.from_dict(scaler).inverse(lattice))
     meta = predictor.saved.meta
     training = meta.get("training", {})
     trained_on = training_formulas(meta)
@@ -66,8 +80,9 @@ def evaluate_model(predictor: Any, data: str | os.PathLike, name: str) -> Any:
         overlap = split_overlap(trained_on, formulas if formulas is not None else [""] * len(test.space_group))
         split = f"{training.get('split', '?')} split of {training.get('source')} (seed {training.get('seed')}); test: {data}"
     return evaluate_predictions(
-        logits / predictor.saved.temperature, test.space_group, "space_group", logits=True, model=name,
-        training_data=str(training.get("source", "")), split=split, test_data=test.description, overlap=overlap,
+        logits, test.space_group, "space_group", logits=True, val_logits=val_logits, val_labels=val_groups,
+        lattice_pred=lattice, lattice_true=lattice_true, model=name, training_data=str(training.get("source", "")),
+        split=split, test_data=test.description, overlap=overlap,
     )  # fmt: skip
 
 

@@ -88,7 +88,7 @@ class TrainConfig:
     crystal_prior: str | None = None
     validation_size: int = 2048
     # stored data
-    split: str = "random"  # random | structure (structure-disjoint by prototype, else formula)
+    split: str = "auto"  # auto (structure for real structures, else random) | random | structure (by prototype, else formula)
     validation_fraction: float = 0.05
     test_fraction: float = 0.10
     labelled_fraction: float = 1.0
@@ -111,8 +111,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.labels = canonical_label_set(self.labels)
-        if self.split not in ("random", "structure"):
-            raise ValueError(f"unknown split {self.split!r} (random or structure)")
+        if self.split not in ("auto", "random", "structure"):
+            raise ValueError(f"unknown split {self.split!r} (auto, random or structure)")
         if not 0 < self.labelled_fraction <= 1:
             raise ValueError("labelled_fraction must lie in (0, 1]")
         if self.batch_size < 1 or self.max_steps < 1:

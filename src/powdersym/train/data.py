@@ -86,7 +86,10 @@ class PatternData(L.LightningDataModule):
             return
         self.dataset = PatternDataset(c.data)
         n = len(self.dataset)
-        if c.split == "structure":
+        split = c.split
+        if split == "auto":  # structure-disjoint for real structures, random for synthetic crystals
+            split = "structure" if any(str(v).startswith("real") for v in self.dataset.strings("source")) else "random"
+        if split == "structure":
             groups = self.dataset.strings("prototype")
             if not any(groups):
                 groups = self.dataset.strings("formula")
