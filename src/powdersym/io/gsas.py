@@ -35,7 +35,7 @@ class GsasBank:
 
 def is_gsas(text: str) -> bool:
     """True when a line starts with 'BANK' followed by a number (the GSAS histogram header)."""
-    return re.search(r"^BANK\s+\d+", text, re.MULTILINE) is not None
+    return "BANK" in text and re.search(r"^BANK[ \t]+\d+", text, re.MULTILINE) is not None
 
 
 def bank_numbers(text: str) -> list[int]:

@@ -34,10 +34,12 @@ def read_instrument_parameters(path: str | Path, bank: int | None = None) -> dic
 
 def parse_instrument_parameters(text: str, source: str, bank: int | None = None) -> dict:
     """`read_instrument_parameters` on the text of a file."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    if any(line.startswith("INS ") for line in lines):
+    is_prm = re.search(r"^INS ", text, re.MULTILINE) is not None  # one scan of the text, not a regex per line
+    is_instprm = not is_prm and re.search(r"^[ \t]*Type[ \t]*:", text, re.MULTILINE) is not None
+    lines = [line for line in text.splitlines() if line.strip()] if is_prm or is_instprm else []
+    if is_prm:
         params = _read_gsas_prm(lines, source, bank)
-    elif any(re.match(r"\s*Type\s*:", line) for line in lines):
+    elif is_instprm:
         params = _read_gsas2_instprm(lines, source, bank)
     else:
         raise PatternFormatError(

@@ -35,7 +35,7 @@ _ESD = re.compile(r"^([-+]?)(\d*)(?:\.(\d*))?(?:[eE]([-+]?\d+))?\((\d+)\)$")
 
 
 def is_pdcif(text: str) -> bool:
-    return re.search(r"^\s*data_", text, re.MULTILINE) is not None and "_pd_" in text
+    return "_pd_" in text and re.search(r"^[ \t]*data_", text, re.MULTILINE) is not None
 
 
 def read_pdcif(text: str, source: str, bank: int | None = None) -> dict:

@@ -92,11 +92,14 @@ def _read_columns_fast(text: str) -> tuple[list[str], np.ndarray] | None:
     counts = {len(line.split()) for line in body}
     if len(counts) != 1:
         return None
-    try:
-        data = np.array(" ".join(body).split(), dtype=np.float64)
-    except ValueError:
+    n_columns = counts.pop()
+    joined = " ".join(body)
+    if any(c not in "0123456789.eE+- \t" for c in set(joined)):  # nan, inf, hex...: the careful reader decides
         return None
-    return header, data.reshape(len(body), counts.pop())
+    data = np.fromstring(joined, dtype=np.float64, sep=" ")  # text mode: stops at the first unreadable token
+    if data.size != len(body) * n_columns:
+        return None
+    return header, data.reshape(len(body), n_columns)
 
 
 def _columns(data: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
