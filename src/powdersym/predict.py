@@ -35,8 +35,7 @@ def shipped_model(instrument: str) -> Path:
 
 
 def instrument_of(meta: dict[str, Any]) -> Instrument:
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["instrument"].items()}
-    return Instrument(**fields)
+    return Instrument.from_dict(meta["instrument"])
 
 
 @dataclass

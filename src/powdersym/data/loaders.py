@@ -109,9 +109,7 @@ class PatternDataset(Dataset):
         """The instrument the patterns were simulated for (from the file's attributes)."""
         import json
 
-        fields = json.loads(self.instrument_json)
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
-        return Instrument(**fields)
+        return Instrument.from_dict(json.loads(self.instrument_json))
 
     # ---- reading ------------------------------------------------------------------------------------------
     def __getstate__(self) -> dict:

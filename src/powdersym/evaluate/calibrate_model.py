@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from powdersym.files import atomic_write_text
+
 VALIDATION_SEED = 424242  # no training stream (seeds 0 / 10 000 / 20 000 + run seed) uses it
 
 
@@ -52,8 +54,5 @@ def calibrate_saved_model(path: str | os.PathLike, n: int = 2048, coverage: floa
         },
     }
     file = meta_path(Path(path).with_suffix(".safetensors"))
-    meta = json.loads(file.read_text()) | stored
-    tmp = file.with_suffix(".json.part")
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, file)
+    atomic_write_text(file, json.dumps(json.loads(file.read_text()) | stored, indent=1))
     return stored

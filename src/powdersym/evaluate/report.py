@@ -10,9 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from powdersym.files import atomic_write_text
 from powdersym.symmetry import CRYSTAL_SYSTEMS
 
 from . import plots
@@ -280,15 +279,7 @@ def _crystal_systems(labels: np.ndarray, label_set: str, given: Array | None, ke
 
 
 def _write_text(path: Path, text: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return atomic_write_text(path, text)
 
 
 def write_report(report: Report, out_dir: str | Path, figures: bool = True) -> list[Path]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from powdersym.files import atomic_write, atomic_write_text
 
 
 class ModelFileError(ValueError):
@@ -35,17 +36,6 @@ class SavedModel:
         return float(self.meta.get("temperature", 1.0))
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def meta_path(path: str | os.PathLike) -> Path:
     return Path(path).with_suffix(".json")
 
@@ -63,9 +53,8 @@ def save_model(path: str | os.PathLike, net: torch.nn.Module, meta: dict[str, An
     state = {k: v.detach().to("cpu", torch.float16 if half and v.is_floating_point() else v.dtype).contiguous()
              for k, v in net.state_dict().items()}  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"format": "powdersym"}))
-    text = json.dumps(meta, indent=1, default=str)
-    _atomic_write(meta_path(path), lambda tmp: Path(tmp).write_text(text))
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"format": "powdersym"}))
+    atomic_write_text(meta_path(path), json.dumps(meta, indent=1, default=str))
     return path
 
 

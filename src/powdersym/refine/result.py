@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from powdersym.refine.cell import CELL_NAMES
+from powdersym.files import atomic_write
 
 
 def format_uncertain(value: float, sigma: float) -> str:
@@ -134,13 +133,8 @@ class RefinementResult:
         diff.axhline(0, color="0.6", lw=0.5)
         diff.set_ylabel("obs - calc")
         diff.set_xlabel(self.x_label)
-        suffix = path.suffix or ".png"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent if str(path.parent) else ".")
-        os.close(fd)
         try:
-            fig.savefig(tmp, dpi=120, bbox_inches="tight")
-            os.replace(tmp, path)
+            atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight"), suffix=path.suffix or ".png")
         finally:
             plt.close(fig)
-            Path(tmp).unlink(missing_ok=True)
         return path

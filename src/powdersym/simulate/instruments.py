@@ -77,6 +77,11 @@ class Instrument:
         elif self.difc <= 0 or self.x_min <= 0:
             raise ValueError("a time-of-flight bank needs DIFC > 0 and positive times")
 
+    @classmethod
+    def from_dict(cls, fields: dict) -> "Instrument":
+        """An instrument from `dataclasses.asdict` output read back from JSON (lists become tuples again)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
     # ---- grid ---------------------------------------------------------------------------------------------
     @property
     def n_points(self) -> int:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from powdersym.simulate.instruments import Instrument
 from powdersym.simulate.pattern import PeakList
+from powdersym.files import atomic_write
 
 
 def plot_pattern(path: str | Path, x: np.ndarray, y: np.ndarray, peaks: PeakList, inst: Instrument, title: str = "") -> None:
@@ -32,11 +31,7 @@ def plot_pattern(path: str | Path, x: np.ndarray, y: np.ndarray, peaks: PeakList
                     xytext=(0, 3), textcoords="offset points")
     fig.tight_layout()
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent if str(path.parent) else ".")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"), suffix=".png")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)

@@ -10,7 +10,6 @@ import gzip
 import math
 import os
 import re
-import tempfile
 import warnings
 import zlib
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ import torch
 
 from powdersym.structures.crystal import Crystal, StructureError, lattice_matrix
 from powdersym.structures.species import SPECIES, UnknownElementError, species_index
+from powdersym.files import atomic_write_text
 
 # Images of one CIF site closer than this are one atom: rounded coordinates of a special position (0.333 for 1/3).
 SAME_POSITION_A = 0.05
@@ -110,16 +110,7 @@ def write_cif(crystal: Crystal, path: str | os.PathLike) -> None:
     for i, (symbol, (x, y, z), occ, b_iso) in enumerate(atoms):
         element = SPECIES[species_index(symbol)]
         lines.append(f"{element}{i + 1} {element} {x:.8f} {y:.8f} {z:.8f} {occ:.6f} {b_iso:.6f}")
-    target = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write("\n".join(lines) + "\n")
-        os.chmod(temporary, 0o644)  # mkstemp creates 0600
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def from_pymatgen(structure) -> Crystal:

@@ -77,7 +77,7 @@ def start_from(module: L.LightningModule, path: str) -> None:
     from powdersym.models.saved import load_model
 
     saved = load_model(path)
-    target = module.net.discriminator if isinstance(module.net, torch.nn.Module) and hasattr(module.net, "discriminator") else module.net
+    target = getattr(module.net, "discriminator", module.net)  # an SGAN starts its discriminator
     try:
         target.load_state_dict(saved.net.state_dict())
     except RuntimeError as err:
