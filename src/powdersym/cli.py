@@ -326,14 +326,15 @@ def train(
     validate_every: int = typer.Option(1000, "--validate-every", help="Steps between validations (and early-stopping checks)."),
     checkpoint_every: int = typer.Option(1000, "--checkpoint-every", help="Steps between checkpoints (out/checkpoints/last.ckpt)."),
     patience: int = typer.Option(10, "--patience", help="Validations without improvement before stopping early (0: never stop early)."),
-    devices: str = typer.Option("1", "--devices", help="GPUs (or CPU processes) to train on; more than one uses DDP."),
+    devices: str = typer.Option("1", "--devices", help="GPUs to train on (CPU processes where there is no GPU): a number, 'auto' or ids '0,1'. More than one trains with DDP: one process per device (Lightning starts the others by re-running this command), each drawing its own batches of --batch-size, so a step sees devices x batch-size patterns; rank 0 writes checkpoints, logs and the model. Under torchrun give the same count: torchrun --nproc-per-node 4 $(which powdersym) train ... --devices 4."),
     workers: int = typer.Option(2, "--workers", help="DataLoader worker processes reading pattern files."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from the weights of a saved model (fine-tune, e.g. a shipped model on your own structures or instrument)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from out/checkpoints/last.ckpt after an interruption."),
     norm: Optional[str] = typer.Option(None, "--norm", help="resnet1d normalisation: layer (as published) or batch (learns from noisy, background-laden patterns; the shipped models)."),
     dropout: Optional[float] = typer.Option(None, "--dropout", help="Dropout of the residual blocks (resnet1d default 0.05; paper's Table 2: 0.1)."),
 ) -> None:
-    """Train a classifier on synthetic or stored patterns and export it for `powdersym predict`."""
+    """Train a classifier on synthetic or stored patterns and export it for `powdersym predict` (several GPUs: see
+    --devices)."""
     from powdersym.train import TrainConfig
     from powdersym.train import train as run_training
 
@@ -348,6 +349,10 @@ def train(
         result = run_training(config, resume=resume)
     except (ValueError, FileNotFoundError, KeyError) as err:
         fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if rank_zero_only.rank != 0:  # the other DDP processes: rank 0 reports
+        return
     typer.echo(f"trained {result.steps} steps in {result.seconds:.0f} s; model: {result.model_path}")
     for name, value in sorted(result.metrics.items()):
         if name.startswith("val_"):

@@ -13,22 +13,24 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from powdersym.data import PatternDataset, SyntheticStream, label_fraction_split, random_split, structure_disjoint_split
-from powdersym.data.loaders import stream_rank
 from powdersym.train.config import LABEL_COLUMNS, TrainConfig, class_target
 
 
 class BatchIndexSampler(Sampler[np.ndarray]):
     """Endless mini-batches of row indices drawn from `indices`; with `classes`, every class is equally likely in
-    each draw (then a row uniformly within its class), otherwise rows are drawn uniformly. Seeded by (seed, rank,
-    batch number), so ranks draw different batches and a resumed run continues where it stopped (start)."""
+    each draw (then a row uniformly within its class), otherwise rows are drawn uniformly. Batch `step` of a
+    process is seeded by (seed, rank, step): under DDP (one process per device, `rank` = its global rank) every
+    process draws its own batches, and a resumed run continues where it stopped (`start` = the step reached)."""
 
-    def __init__(self, indices: np.ndarray, batch_size: int, classes: np.ndarray | None = None, seed: int = 0, start: int = 0):
+    def __init__(self, indices: np.ndarray, batch_size: int, classes: np.ndarray | None = None, seed: int = 0,
+                 start: int = 0, rank: int = 0):  # fmt: skip
         self.indices = np.asarray(indices, dtype=np.int64)
         if len(self.indices) == 0:
             raise ValueError("no rows to draw batches from")
         self.batch_size = batch_size
         self.seed = seed
         self.start = start
+        self.rank = rank
         self.members: list[np.ndarray] | None = None
         if classes is not None:
             classes = np.asarray(classes)
@@ -36,9 +38,8 @@ class BatchIndexSampler(Sampler[np.ndarray]):
             self.members = [self.indices[keep][classes[keep] == c] for c in np.unique(classes[keep])]
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        rank, _ = stream_rank()
         for step in itertools.count(self.start):
-            rng = np.random.default_rng([self.seed, rank, step])
+            rng = np.random.default_rng([self.seed, self.rank, step])
             if self.members is None:
                 yield self.indices[rng.integers(0, len(self.indices), self.batch_size)]
                 continue
@@ -53,6 +54,12 @@ class PatternData(L.LightningDataModule):
     set drawn once from another seed. Stored: the pattern files split into train / validation / test (random or
     structure-disjoint, seeded); with labelled_fraction < 1 the main paper's label-fraction split, whose
     unlabelled rows feed `unlabelled_dataloader` (SGAN).
+
+    Under DDP (Lightning's distributed sampler is off) every process draws its own training batches: the stream
+    and BatchIndexSampler are seeded by the global rank. Validation: every process validates all stored
+    validation rows (the metrics are exactly those of one device); the synthetic validation set is drawn as one
+    shard of validation_size / world patterns per process (each from its own stream), and the modules average
+    the metrics over processes (sync_dist).
     """
 
     def __init__(self, config: TrainConfig):
@@ -71,6 +78,11 @@ class PatternData(L.LightningDataModule):
     def _start_step(self) -> int:
         trainer = getattr(self, "trainer", None)
         return int(trainer.global_step) if trainer is not None else 0
+
+    def _rank_world(self) -> tuple[int, int]:
+        """(global rank, number of processes) of this process in a DDP run; (0, 1) otherwise."""
+        trainer = getattr(self, "trainer", None)
+        return (int(trainer.global_rank), int(trainer.world_size)) if trainer is not None else (0, 1)
 
     def _stream(self, seed: int, batch_size: int, start: int = 0, max_batches: int | None = None) -> SyntheticStream:
         c = self.config
@@ -111,7 +123,7 @@ class PatternData(L.LightningDataModule):
     def _loader(self, rows: np.ndarray, balanced: bool, seed: int) -> DataLoader:
         c = self.config
         classes = self._classes(rows) if balanced else None
-        sampler = BatchIndexSampler(rows, c.batch_size, classes, seed=seed, start=self._start_step())
+        sampler = BatchIndexSampler(rows, c.batch_size, classes, seed=seed, start=self._start_step(), rank=self._rank_world()[0])
         return DataLoader(self.dataset, sampler=sampler, batch_size=None, num_workers=c.num_workers,
                           persistent_workers=c.num_workers > 0)  # fmt: skip
 
@@ -138,9 +150,10 @@ class PatternData(L.LightningDataModule):
         c = self.config
         if c.synthetic:
             if self._validation is None:
-                # drawn once, on the training device, from a seed no training stream uses
-                batch = min(c.validation_size, 1024)
-                stream = self._stream(c.seed + 10_000, batch, max_batches=max(1, c.validation_size // batch))
+                # drawn once, on the training device, from a seed no training stream uses; one shard per process
+                size = max(1, c.validation_size // self._rank_world()[1])
+                batch = min(size, 1024)
+                stream = self._stream(c.seed + 10_000, batch, max_batches=max(1, size // batch))
                 self._validation = [(x, labels) for x, labels in stream]
             return DataLoader(self._validation, batch_size=None)  # the batches as they are
         rows = self.split["validation"]
@@ -153,8 +166,10 @@ class PatternData(L.LightningDataModule):
         """What the model was trained on, for the exported model's JSON and the report."""
         c = self.config
         if c.synthetic:
+            world = self._rank_world()[1]
+            validation = f"{c.validation_size} synthetic patterns (seed {c.seed + 10_000})" + (f", {world} shards (one per process)" if world > 1 else "")
             return {"source": "synthetic random crystals, simulated on the fly", "instrument": c.instrument,
-                    "augment": c.augment, "label_set": c.labels, "validation": f"{c.validation_size} synthetic patterns (seed {c.seed + 10_000})"}  # fmt: skip
+                    "augment": c.augment, "label_set": c.labels, "validation": validation}  # fmt: skip
         sizes = {name: int(len(rows)) for name, rows in self.split.items()}
         return {"source": [str(p) for p in np.atleast_1d(c.data)], "split": c.split, "seed": c.seed, "rows": sizes,
                 "labelled_fraction": c.labelled_fraction, "balanced": c.balanced}  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -31,6 +32,14 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor, k: int) -> torch.Te
     """Rows [B] (bool) whose target is among the k highest logits (rows with target -1 count as wrong)."""
     k = min(k, logits.shape[1])
     return (logits.topk(k, dim=1).indices == target[:, None]).any(1)
+
+
+def seed_process(module: L.LightningModule) -> None:
+    """Under DDP, a process's own torch seed (run seed, global rank), so processes draw their own dropout masks and
+    SGAN noise; the weights were initialised alike in every process before (and DDP broadcasts rank 0's)."""
+    trainer = module.trainer
+    if trainer.world_size > 1:
+        torch.manual_seed(int(np.random.SeedSequence([module.config.seed, trainer.global_rank]).generate_state(1)[0]))
 
 
 class Classifier(L.LightningModule):
@@ -66,8 +75,12 @@ class Classifier(L.LightningModule):
             log[f"{stage}_acc"] = topk_correct(logits, target, 1).float().mean()
             log[f"{stage}_top5"] = topk_correct(logits, target, 5).float().mean()
         on_step = stage == "train"
-        self.log_dict(log, on_step=on_step, on_epoch=not on_step, prog_bar=True, batch_size=len(x))
+        # validation metrics are averaged over DDP processes (training ones are rank 0's, logged as they come)
+        self.log_dict(log, on_step=on_step, on_epoch=not on_step, prog_bar=True, batch_size=len(x), sync_dist=not on_step)
         return loss
+
+    def on_fit_start(self) -> None:
+        seed_process(self)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._losses(batch, "train")
@@ -126,7 +139,11 @@ class SGAN(L.LightningModule):
         logits = self.net.discriminator(x)
         loss = F.cross_entropy(logits.float(), target, ignore_index=-1)
         self.log_dict({"val_loss": loss, "val_acc": topk_correct(logits, target, 1).float().mean(),
-                       "val_top5": topk_correct(logits, target, 5).float().mean()}, prog_bar=True, batch_size=len(x))  # fmt: skip
+                       "val_top5": topk_correct(logits, target, 5).float().mean()}, prog_bar=True, batch_size=len(x),
+                      sync_dist=True)  # fmt: skip
+
+    def on_fit_start(self) -> None:
+        seed_process(self)
 
     def configure_optimizers(self):
         c = self.config

@@ -3,7 +3,9 @@
 The loop is Lightning's; what it does is stated here: endless batches (synthetic stream or balanced draws from
 pattern files), validation every `validate_every` steps, a checkpoint every `checkpoint_every` steps (`last.ckpt`,
 resumable, and the best by validation loss), early stopping on the validation loss, CSV (and TensorBoard where
-installed) logs under `out/`, bf16 mixed precision on a GPU.
+installed) logs under `out/`, bf16 mixed precision on a GPU. With several devices, DDP: one process per device,
+each drawing its own batches (so the effective batch is devices x batch_size), gradients averaged, validation
+metrics averaged over processes, and only rank 0 writing checkpoints, logs and the exported model.
 """
 
 from __future__ import annotations
@@ -92,6 +94,22 @@ def git_commit() -> str:
         return "unknown"
 
 
+def strategy_for(config: TrainConfig) -> str:
+    """'ddp' (one process per device; Lightning starts the others by re-running the command, or torchrun starts
+    them all) when the run has several devices, else Lightning's single-device 'auto'. The SGAN's discriminator
+    step leaves the generator out of its backward pass, which DDP must be told about."""
+    devices = config.devices
+    if devices in ("auto", -1, "-1"):  # all GPUs
+        n_devices = torch.cuda.device_count() if config.accelerator in ("auto", "gpu", "cuda") else 1
+    elif isinstance(devices, str) and "," in devices:  # a list of GPU ids, "0,1"
+        n_devices = len([d for d in devices.split(",") if d.strip()])
+    else:
+        n_devices = int(devices)
+    if n_devices <= 1:
+        return "auto"
+    return "ddp_find_unused_parameters_true" if config.sgan else "ddp"
+
+
 def trainer_for(config: TrainConfig, out: Path) -> L.Trainer:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -107,12 +125,11 @@ def trainer_for(config: TrainConfig, out: Path) -> L.Trainer:
     loggers: list = [CSVLogger(out, name="logs", version="")]
     if importlib.util.find_spec("tensorboard") is not None:
         loggers.append(TensorBoardLogger(out, name="tensorboard", version=""))
-    strategy = "ddp" if (isinstance(config.devices, int) and config.devices > 1) or config.devices == "auto" and torch.cuda.device_count() > 1 else "auto"
     return L.Trainer(
         max_steps=config.max_steps, max_time=None if config.max_minutes is None else {"seconds": 60 * config.max_minutes},
         val_check_interval=config.validate_every, check_val_every_n_epoch=None,
         limit_val_batches=None, num_sanity_val_steps=0, accelerator=config.accelerator, devices=config.devices,
-        strategy=strategy, precision=precision, callbacks=callbacks, logger=loggers, log_every_n_steps=config.log_every,
+        strategy=strategy_for(config), precision=precision, callbacks=callbacks, logger=loggers, log_every_n_steps=config.log_every,
         enable_progress_bar=config.progress, enable_model_summary=False, use_distributed_sampler=False, default_root_dir=out,
     )  # fmt: skip
 
@@ -143,20 +160,21 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     trainer.fit(module, datamodule=data, ckpt_path=str(checkpoint) if resume else None)
     seconds = time.perf_counter() - start
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    best = trainer.checkpoint_callbacks[1].best_model_path if len(trainer.checkpoint_callbacks) > 1 else ""
-    if best and config.patience is not None:
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state)
-    net = getattr(module.net, "_orig_mod", module.net)
-    meta = {
-        "model": config.model, "label_set": config.labels, "classes": classes, "lattice_scaler": scaler,
-        "instrument": dataclasses.asdict(instrument), "normalisation": "max", "temperature": 1.0,
-        "training": {**data.describe(), "steps": int(trainer.global_step), "seconds": round(seconds, 1),
-                     "hardware": torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu",
-                     "commit": git_commit(), "config": config.as_dict(), "sgan": config.sgan},
-        "metrics": metrics,
-    }  # fmt: skip
-    if trainer.is_global_zero:
+    if trainer.is_global_zero:  # under DDP the other processes only trained; rank 0 exports
+        best = trainer.checkpoint_callbacks[1].best_model_path if len(trainer.checkpoint_callbacks) > 1 else ""
+        if best and config.patience is not None:
+            state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+            module.load_state_dict(state)
+        net = getattr(module.net, "_orig_mod", module.net)
+        hardware = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
+        meta = {
+            "model": config.model, "label_set": config.labels, "classes": classes, "lattice_scaler": scaler,
+            "instrument": dataclasses.asdict(instrument), "normalisation": "max", "temperature": 1.0,
+            "training": {**data.describe(), "steps": int(trainer.global_step), "seconds": round(seconds, 1),
+                         "hardware": hardware if trainer.world_size == 1 else f"{trainer.world_size} x {hardware} (DDP)",
+                         "commit": git_commit(), "config": config.as_dict(), "sgan": config.sgan},
+            "metrics": metrics,
+        }  # fmt: skip
         save_model(out / "model.safetensors", net.discriminator if config.sgan else net, meta)
         (out / "result.json").write_text(json.dumps(metrics, indent=1))
     return TrainResult(out / "model.safetensors", checkpoint if checkpoint.is_file() else None, int(trainer.global_step), seconds, metrics)
