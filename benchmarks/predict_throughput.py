@@ -8,8 +8,9 @@ Files, written to a temporary folder: xray-cuka: N xye files of the shared RRUFF
 wavelength in the header); neutron-cw: N xye files of the shared pymatgen-simulated neutron patterns (as counts
 on a flat background) and the measured constant-wavelength GSAS/column files of the 'measured-neutron' set as
 they are. Stages: read (`read_pattern`), preprocess (`Predictor.prepare`: d-mapping, Chebyshev background,
-normalisation), model (`Predictor.logits`, batch 256) and the end-to-end `predict_files` call, timed on its own.
-The model step alone: the network on random inputs, CPU at batch 1 and 256; on CUDA at --gpu-batch in fp32 and
+normalisation), model (`Predictor.logits` at its default batch: CPU_BATCH_POINTS input points on the CPU, 256
+patterns on a GPU) and the end-to-end `predict_files` call, timed on its own. The model step alone: the network
+on random inputs, CPU at batch 1, the CPU default and 256; on CUDA at --gpu-batch in fp32 and
 under bf16 autocast (optionally torch.compile). Targets (issue 6): <= 20 ms per pattern end to end on the CPU,
 >= 20,000 patterns/s for the model step on a GPU. Prints Markdown tables.
 """
@@ -28,7 +29,7 @@ import torch
 
 from powdersym.evaluate.sets import CU_KA1, load_evaluation_set, shared_data_folder
 from powdersym.io import read_pattern, write_xye
-from powdersym.predict import Predictor
+from powdersym.predict import CPU_BATCH_POINTS, Predictor
 
 CPU_TARGET_MS, GPU_TARGET = 20.0, 20_000.0
 
@@ -130,7 +131,8 @@ def main() -> None:
             rows.append(stages(neutron, f"measured CW neutron (GSAS, xye, dat) x {len(gsas_files)}", gsas_files, gsas_options, device))
             for predictor in (xray, neutron):
                 if device == "cpu":
-                    steps += [model_step(predictor, "cpu", b, False, False, args.seconds) for b in (1, 256)]
+                    default = CPU_BATCH_POINTS // len(predictor.instrument.grid())
+                    steps += [model_step(predictor, "cpu", b, False, False, args.seconds) for b in (1, default, 256)]
                 else:
                     steps += [model_step(predictor, "cuda", args.gpu_batch, bf16, False, args.seconds) for bf16 in (False, True)]
                     if args.compile:

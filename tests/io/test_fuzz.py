@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from powdersym.io import PatternFormatError, read_pattern
+from powdersym.io.text import _read_columns_by_line, read_columns
 
 SUFFIXES = (".xye", ".xy", ".csv", ".dat", ".gsa", ".raw", ".fxye", ".cif", ".zip")
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -66,3 +67,50 @@ def test_random_bytes(content: bytes, suffix: str) -> None:
 @given(content=text, suffix=st.sampled_from(SUFFIXES), unit=st.sampled_from([None, "two_theta", "tof", "d"]))
 def test_random_pattern_like_text(content: str, suffix: str, unit: str | None) -> None:
     check(content.encode("latin-1", errors="replace"), suffix, unit=unit)
+
+
+# Mostly regular column blocks, so that the one-parse reader takes most of them, with the irregularities it must
+# hand to the line-by-line reader: bad numbers, ragged rows, blank lines, trailing commas, comments, CRLF.
+plain_number = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.floats(allow_nan=False, allow_infinity=False, width=32).map(lambda v: f"{v:.6e}"),
+    st.integers(-10**6, 10**6).map(str),
+    st.sampled_from(["1.", ".5", "+3", "-0", "00", "1e5", "1E-3", "1e400", "-1e-400"]),
+)
+odd_number = st.sampled_from(["1e", ".", "-", "+", "1-2", "1.2.3", "e5", "--1", "1_0", "nan", "inf", "", "0x1"])
+
+
+@st.composite
+def column_block(draw) -> str:
+    n_columns = draw(st.integers(1, 4))
+    separator = draw(st.sampled_from([" ", "  ", "\t", ",", ", ", " ,"]))
+    trailing = draw(st.sampled_from(["", "", " ", ",", ", "]))
+    lines = []
+    for _ in range(draw(st.integers(1, 12))):
+        kind = draw(st.sampled_from(["row"] * 8 + ["ragged", "odd", "blank", "comment"]))
+        if kind == "blank":
+            lines.append(draw(st.sampled_from(["", "  ", "\t"])))
+        elif kind == "comment":
+            lines.append(draw(st.sampled_from(["# note", "! x", "% y"])))
+        else:
+            count = draw(st.integers(1, 5)) if kind == "ragged" else n_columns
+            fields = draw(st.lists(odd_number if kind == "odd" else plain_number, min_size=count, max_size=count))
+            lines.append(separator.join(fields) + trailing)
+    header = draw(st.sampled_from(["", "# 2theta intensity\n", "x y e\n", "'title\n"]))
+    return header + draw(st.sampled_from(["\n", "\r\n"])).join(lines)
+
+
+def outcome(read) -> tuple:
+    try:
+        x, y, sigma, header = read()
+    except PatternFormatError as error:
+        return ("error", str(error))
+    return ("data", x.tolist(), y.tolist(), None if sigma is None else sigma.tolist(), header)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=column_block())
+def test_one_parse_of_the_data_block_agrees_with_the_line_by_line_reader(text: str) -> None:
+    """read_columns parses a regular data block in one go: the same values, header and errors as the careful
+    line-by-line reader, whatever the block holds."""
+    assert outcome(lambda: read_columns(text, "f.xye")) == outcome(lambda: _read_columns_by_line(text.splitlines(), "f.xye"))

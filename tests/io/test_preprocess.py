@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from powdersym.io import MeasuredPattern, PatternFormatError, preprocess, preprocess_many, read_pattern
-from powdersym.io.preprocess import resample_to_grid
+from powdersym.io.background import chebyshev_background, chebyshev_basis
+from powdersym.io.preprocess import GridMapping, grid_mapping, resample_to_grid
 from powdersym.simulate import preset
 
 
@@ -140,3 +141,57 @@ def test_batch_plot_and_errors(tmp_path: Path) -> None:
     with pytest.raises(PatternFormatError, match="covers 0 points") as error:
         preprocess(far, "neutron-cw")  # d 0.25-0.33 Å: shorter than lambda/2 of the neutron-cw grid
     assert "\n" not in str(error.value)
+
+
+def chebyshev_background_by_fresh_sums(y: np.ndarray, degree: int = 12, clip: float = 2.0) -> np.ndarray:
+    """The clipped Chebyshev fit with its normal equations summed afresh over the kept points every iteration."""
+    basis = np.polynomial.chebyshev.chebvander(np.linspace(-1.0, 1.0, len(y)), degree)
+    keep = np.ones(len(y), dtype=bool)
+    for _ in range(50):
+        kept = basis[keep]
+        fit = basis @ np.linalg.solve(kept.T @ kept, kept.T @ y[keep])
+        residual = y - fit
+        below = residual[keep & (residual <= 0)]
+        new_keep = residual <= clip * max(np.sqrt(np.mean(below**2)), 1e-12 * np.max(np.abs(y)))
+        if np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+    return fit
+
+
+@pytest.mark.parametrize("n_peaks", [0, 20, 400])
+def test_chebyshev_background_with_cached_normal_equations_matches_fresh_sums(n_peaks: int) -> None:
+    """The fit starts from the cached all-point normal equations and updates them by the points that change
+    side (re-summing when many do: 400 peaks): the same background as summing afresh, to rounding."""
+    rng = np.random.default_rng(n_peaks)
+    u = np.linspace(0.0, 1.0, 8000)
+    y = 100 + 80 * np.exp(-3 * u) + 20 * np.sin(5 * u) + rng.normal(0, 2, len(u))
+    for centre in rng.uniform(0, 1, n_peaks):
+        y += gaussian(u, centre, 0.002, rng.uniform(20, 2000))
+    expected = chebyshev_background_by_fresh_sums(y)
+    np.testing.assert_allclose(chebyshev_background(y), expected, rtol=1e-9, atol=1e-9 * np.abs(y).max())
+    np.testing.assert_array_equal(chebyshev_basis(len(y), 12), np.polynomial.chebyshev.chebvander(
+        np.linspace(-1.0, 1.0, len(y)), 12))
+    assert not chebyshev_basis(len(y), 12).flags.writeable  # shared between calls
+
+
+def test_grid_mapping_is_shared_by_patterns_with_one_x_axis_and_calibration() -> None:
+    """Files from one diffractometer share an x axis: the cached GridMapping equals a fresh one, serves
+    patterns with other intensities, and is not used for another wavelength, zero shift or x axis."""
+    instrument = preset("xray-cuka")
+    x = np.arange(8.0, 80.0, 0.013)
+    rng = np.random.default_rng(0)
+    patterns = [MeasuredPattern(x, 50 + rng.uniform(0, 100, len(x)), None, "two_theta", wavelength=1.5406)
+                for _ in range(2)]
+    cached, fresh = grid_mapping(patterns[0], instrument), grid_mapping(patterns[0], instrument, cache=False)
+    for name in (f.name for f in dataclasses.fields(GridMapping)):
+        np.testing.assert_array_equal(np.asarray(getattr(cached, name)), np.asarray(getattr(fresh, name)), err_msg=name)
+    assert grid_mapping(patterns[1], instrument) is cached
+    for other in (dataclasses.replace(patterns[0], wavelength=1.4), dataclasses.replace(patterns[0], zero=0.01),
+                  MeasuredPattern(x + 0.001, patterns[0].y, None, "two_theta", wavelength=1.5406)):
+        assert grid_mapping(other, instrument) is not cached
+    assert grid_mapping(patterns[0], preset("neutron-cw")) is not cached
+    values, covered = resample_to_grid(patterns[1], instrument)
+    covered[:] = False  # the caller's copy: the cached mask stays
+    np.testing.assert_array_equal(grid_mapping(patterns[1], instrument).covered, fresh.covered)
+    assert fresh.covered.any()

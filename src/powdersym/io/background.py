@@ -6,6 +6,8 @@ background of the same length that peaks do not lift.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.polynomial import chebyshev
 
@@ -19,26 +21,56 @@ def chebyshev_background(y: np.ndarray, degree: int = 12, clip: float = 2.0, max
     noise sigma is the RMS of the residuals below the fit (peaks only ever sit above it).
     """
     y = np.asarray(y, dtype=np.float64)
-    t = np.linspace(-1.0, 1.0, len(y))
     degree = int(min(degree, max(len(y) // 4, 0)))
     keep = np.ones(len(y), dtype=bool)
     fit = np.full_like(y, np.median(y))
     # Least squares through the normal equations of the Chebyshev basis (well conditioned on [-1, 1]): a (d+1)^2
     # solve per iteration instead of a threaded lstsq of the whole pattern, which was 10-30x slower on 2 cores.
-    basis = chebyshev.chebvander(t, degree)  # [n, d + 1]
+    # The equations start from those of all points (the same for every pattern on a grid, cached) and follow
+    # only the points that change side between iterations, a few hundred of thousands; they are summed afresh
+    # whenever the points changed since the last fresh sum outnumber the points kept, which bounds the rounding.
+    basis = chebyshev_basis(len(y), degree)  # [n, d + 1]
+    gram, rhs = chebyshev_gram(len(y), degree), basis.T @ y
+    changed_since_sum = 0
     for _ in range(max_iterations):
         if keep.sum() <= degree + 1:
             break
-        kept = basis[keep]
-        fit = basis @ np.linalg.solve(kept.T @ kept, kept.T @ y[keep])
+        fit = basis @ np.linalg.solve(gram, rhs)
         residual = y - fit
         below = residual[keep & (residual <= 0)]
         noise = np.sqrt(np.mean(below**2)) if len(below) else 0.0
         new_keep = residual <= clip * max(noise, 1e-12 * max(np.max(np.abs(y)), 1e-300))
-        if np.array_equal(new_keep, keep):
+        changed = np.flatnonzero(new_keep != keep)
+        if len(changed) == 0:
             break
         keep = new_keep
+        changed_since_sum += len(changed)
+        if changed_since_sum > keep.sum():
+            kept = basis[keep]
+            gram, rhs, changed_since_sum = kept.T @ kept, kept.T @ y[keep], 0
+        else:
+            rows = basis[changed]
+            signed = rows * np.where(keep[changed], 1.0, -1.0)[:, None]  # +1 joins the background, -1 leaves it
+            gram, rhs = gram + signed.T @ rows, rhs + signed.T @ y[changed]
     return fit
+
+
+@functools.lru_cache(maxsize=16)
+def chebyshev_basis(n: int, degree: int) -> np.ndarray:
+    """Chebyshev polynomials T_0..T_degree at n points spread evenly over [-1, 1] [n, degree + 1], read-only; kept
+    for the last few lengths, since every pattern on one grid asks for the same one."""
+    basis = chebyshev.chebvander(np.linspace(-1.0, 1.0, n), degree)
+    basis.flags.writeable = False
+    return basis
+
+
+@functools.lru_cache(maxsize=16)
+def chebyshev_gram(n: int, degree: int) -> np.ndarray:
+    """basis.T @ basis of `chebyshev_basis(n, degree)` [degree + 1, degree + 1], read-only."""
+    basis = chebyshev_basis(n, degree)
+    gram = basis.T @ basis
+    gram.flags.writeable = False
+    return gram
 
 
 def snip_background(y: np.ndarray, half_width: np.ndarray | int, iterations: int | None = None) -> np.ndarray:

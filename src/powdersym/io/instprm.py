@@ -34,8 +34,9 @@ def read_instrument_parameters(path: str | Path, bank: int | None = None) -> dic
 
 def parse_instrument_parameters(text: str, source: str, bank: int | None = None) -> dict:
     """`read_instrument_parameters` on the text of a file."""
-    is_prm = re.search(r"^INS ", text, re.MULTILINE) is not None  # one scan of the text, not a regex per line
-    is_instprm = not is_prm and re.search(r"^[ \t]*Type[ \t]*:", text, re.MULTILINE) is not None
+    # a substring test first: the MULTILINE regex scans the whole text, ~1 ms for a 8500-line data file
+    is_prm = "INS " in text and re.search(r"^INS ", text, re.MULTILINE) is not None
+    is_instprm = not is_prm and "Type" in text and re.search(r"^[ \t]*Type[ \t]*:", text, re.MULTILINE) is not None
     lines = [line for line in text.splitlines() if line.strip()] if is_prm or is_instprm else []
     if is_prm:
         params = _read_gsas_prm(lines, source, bank)

@@ -8,6 +8,8 @@ ToF bank lands where the simulator would put the same reflections. Grid points t
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,44 +139,109 @@ def grid_positions(pattern: MeasuredPattern, instrument: Instrument) -> np.ndarr
 def resample_to_grid(pattern: MeasuredPattern, instrument: Instrument) -> tuple[np.ndarray, np.ndarray]:
     """(intensity on the grid [P], covered [P]): the average over each grid cell where the cell holds two or
     more measured points (measurement finer than the grid), linear interpolation where it holds fewer."""
-    u = grid_positions(pattern, instrument)
-    keep = np.isfinite(u)
-    u, y = u[keep], pattern.y[keep]
-    order = np.argsort(u, kind="stable")
-    u, y = u[order], y[order]
-    if len(u):
-        distinct = np.concatenate([[True], np.diff(u) > 0])
-        u, y = u[distinct], y[distinct]
-    n_grid = instrument.n_points
-    grid_u = instrument.u_min + instrument.u_step * np.arange(n_grid)
-    if len(u) < 2:
-        return np.zeros(n_grid), np.zeros(n_grid, dtype=bool)
-    covered = (grid_u >= u[0]) & (grid_u <= u[-1]) & ~_in_gaps(u, grid_u, instrument.u_step)
-
-    half = instrument.u_step / 2
-    lo, hi = np.clip(grid_u - half, u[0], u[-1]), np.clip(grid_u + half, u[0], u[-1])
-    n_inside = np.searchsorted(u, hi, side="right") - np.searchsorted(u, lo, side="left")
-    cumulative = _integral(u, y)
-    width = hi - lo
+    mapping = grid_mapping(pattern, instrument)
+    covered = mapping.covered.copy()
+    if mapping.points is None:
+        return np.zeros(len(covered)), covered
+    u, y = mapping.u, pattern.y[mapping.points]
+    cumulative, slopes = _integral(u, y)
     with np.errstate(invalid="ignore", divide="ignore"):
-        average = (cumulative(hi) - cumulative(lo)) / width
-    whole_cell = (grid_u - half >= u[0]) & (grid_u + half <= u[-1])  # edge cells: interpolate, no half-cell bias
-    values = np.where((n_inside >= 2) & whole_cell & (width > 0), average, np.interp(grid_u, u, y))
+        upper, lower = _integral_at(cumulative, slopes, y, *mapping.hi), _integral_at(cumulative, slopes, y, *mapping.lo)
+        average = (upper - lower) / mapping.width
+    values = np.where(mapping.average, average, np.interp(mapping.grid_u, u, y))
     return np.where(covered, values, 0.0), covered
 
 
-def _integral(u: np.ndarray, y: np.ndarray):
-    """F(q) = integral from u[0] to q of the piecewise-linear curve through (u, y), exactly."""
+@dataclass(frozen=True)
+class GridMapping:
+    """How the points of one measured x axis fall on an instrument's grid; everything `resample_to_grid` needs
+    that does not depend on the intensities, so that files sharing an x axis and calibration (a batch of scans
+    from one diffractometer) compute it once (`grid_mapping` keeps the last few).
+
+    points: indices of the measured points used, in increasing u (reachable, distinct u), None when fewer than
+    two; u: their grid coordinate; covered: grid points inside the measurement; lo/hi: (interval index, offset)
+    of each grid cell's clipped ends for the exact integral; width: the clipped cell widths; average: cells
+    resampled by their average (two or more points, whole cell), the rest interpolated.
+    """
+
+    points: np.ndarray | None
+    u: np.ndarray
+    grid_u: np.ndarray
+    covered: np.ndarray
+    lo: tuple[np.ndarray, np.ndarray]
+    hi: tuple[np.ndarray, np.ndarray]
+    width: np.ndarray
+    average: np.ndarray
+
+
+MAPPINGS_KEPT = 4
+_mappings: OrderedDict[tuple, GridMapping] = OrderedDict()
+
+
+def grid_mapping(pattern: MeasuredPattern, instrument: Instrument, cache: bool = True) -> GridMapping:
+    """The GridMapping of a pattern's x axis on an instrument's grid; `cache` reuses one computed for the same x
+    values (a 128-bit digest of them), unit, calibration and instrument; the last MAPPINGS_KEPT are kept."""
+    if not cache:
+        return _compute_grid_mapping(pattern, instrument)
+    x = pattern.x
+    key = (instrument, pattern.unit, pattern.wavelength, pattern.zero, pattern.difc, pattern.difa, x.dtype.str,
+           x.shape, hashlib.blake2b(x.tobytes(), digest_size=16).digest())
+    mapping = _mappings.get(key)
+    if mapping is None:
+        mapping = _mappings[key] = _compute_grid_mapping(pattern, instrument)
+        while len(_mappings) > MAPPINGS_KEPT:
+            _mappings.popitem(last=False)
+    else:
+        _mappings.move_to_end(key)
+    return mapping
+
+
+def _compute_grid_mapping(pattern: MeasuredPattern, instrument: Instrument) -> GridMapping:
+    u = grid_positions(pattern, instrument)
+    points = np.flatnonzero(np.isfinite(u))
+    points = points[np.argsort(u[points], kind="stable")]
+    u = u[points]
+    if len(u):
+        distinct = np.concatenate([[True], np.diff(u) > 0])
+        u, points = u[distinct], points[distinct]
+    n_grid = instrument.n_points
+    grid_u = instrument.u_min + instrument.u_step * np.arange(n_grid)
+    if len(u) < 2:
+        empty = np.zeros(0)
+        mapping = GridMapping(None, u, grid_u, np.zeros(n_grid, dtype=bool), (empty, empty), (empty, empty), empty,
+                              np.zeros(0, dtype=bool))
+    else:
+        covered = (grid_u >= u[0]) & (grid_u <= u[-1]) & ~_in_gaps(u, grid_u, instrument.u_step)
+        half = instrument.u_step / 2
+        lo, hi = np.clip(grid_u - half, u[0], u[-1]), np.clip(grid_u + half, u[0], u[-1])
+        n_inside = np.searchsorted(u, hi, side="right") - np.searchsorted(u, lo, side="left")
+        width = hi - lo
+        whole_cell = (grid_u - half >= u[0]) & (grid_u + half <= u[-1])  # edge cells: interpolate, no half-cell bias
+        mapping = GridMapping(points, u, grid_u, covered, _integral_point(u, lo), _integral_point(u, hi), width,
+                              (n_inside >= 2) & whole_cell & (width > 0))
+    for value in (mapping.points, mapping.u, mapping.grid_u, mapping.covered, *mapping.lo, *mapping.hi,
+                  mapping.width, mapping.average):
+        if value is not None:
+            value.flags.writeable = False  # shared between calls
+    return mapping
+
+
+def _integral(u: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(F at each u, slopes) of F(q) = integral from u[0] to q of the piecewise-linear curve through (u, y)."""
     steps = np.diff(u)
     cumulative = np.concatenate([[0.0], np.cumsum(0.5 * (y[1:] + y[:-1]) * steps)])
-    slopes = np.diff(y) / steps
+    return cumulative, np.diff(y) / steps
 
-    def evaluate(q: np.ndarray) -> np.ndarray:
-        k = np.clip(np.searchsorted(u, q, side="right") - 1, 0, len(u) - 2)
-        dq = q - u[k]
-        return cumulative[k] + y[k] * dq + 0.5 * slopes[k] * dq**2
 
-    return evaluate
+def _integral_point(u: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(interval index k, offset q - u[k]) of points q, for `_integral_at`."""
+    k = np.clip(np.searchsorted(u, q, side="right") - 1, 0, len(u) - 2)
+    return k, q - u[k]
+
+
+def _integral_at(cumulative: np.ndarray, slopes: np.ndarray, y: np.ndarray, k: np.ndarray, dq: np.ndarray) -> np.ndarray:
+    """F(q), exactly, at points given by `_integral_point`."""
+    return cumulative[k] + y[k] * dq + 0.5 * slopes[k] * dq**2
 
 
 def _in_gaps(u: np.ndarray, grid_u: np.ndarray, grid_step: float) -> np.ndarray:
@@ -184,8 +251,11 @@ def _in_gaps(u: np.ndarray, grid_u: np.ndarray, grid_step: float) -> np.ndarray:
         return np.zeros(len(grid_u), dtype=bool)
     window = min(21, len(steps))
     window -= 1 - window % 2  # odd, centred
-    local = np.median(sliding_window_view(np.pad(steps, window // 2, mode="edge"), window), axis=1)
-    is_gap = (steps > GAP_FACTOR * local) & (steps > 2 * grid_step)
+    is_gap = np.zeros(len(steps), dtype=bool)
+    wide = np.flatnonzero(steps > 2 * grid_step)  # the local median only where a step could be a gap at all
+    if len(wide):
+        local = np.median(sliding_window_view(np.pad(steps, window // 2, mode="edge"), window)[wide], axis=1)
+        is_gap[wide] = steps[wide] > GAP_FACTOR * local
     interval = np.clip(np.searchsorted(u, grid_u, side="right") - 1, 0, len(steps) - 1)
     return is_gap[interval] & (grid_u > u[interval]) & (grid_u < u[interval + 1])
 

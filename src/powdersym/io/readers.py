@@ -87,8 +87,15 @@ def read_pattern(
         file_unit = unit or profile["unit"]
         unit_source = "argument" if unit else "CIF data names"
     else:
-        _refuse_instrument_file(text, source)
-        x, y, sigma, header = columns.read_columns(text, source)
+        try:
+            x, y, sigma, header = columns.read_columns(text, source)
+        except PatternFormatError:
+            _refuse_instrument_file(text, source)
+            raise
+        # Instrument files are told by an 'INS ' or 'Type:' line; in a file that reads as columns such a line
+        # can only be a header line, so the whole text is searched only when one might be there.
+        if any(line.startswith(("INS", "Type")) for line in header):
+            _refuse_instrument_file(text, source)
         metadata.update(format=f"columns-{2 if sigma is None else 3}")
         instrument = _instrument(instrument_file, bank, header, path, source)
         stated = columns.unit_from_header(header)

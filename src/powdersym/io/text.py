@@ -6,6 +6,7 @@ lines must all use one delimiter (whitespace, ',' or ';') and have the same 2 or
 
 from __future__ import annotations
 
+import io
 import re
 
 import numpy as np
@@ -26,23 +27,29 @@ _WAVELENGTH = re.compile(r"(?:wavelength|lambda)[^0-9\n]{0,20}?([0-9]*\.[0-9]+)"
 
 def read_columns(text: str, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[str]]:
     """(x, y, sigma or None, header lines) of a column file; raises PatternFormatError on anything malformed."""
-    fast = _read_columns_fast(text)
+    lines = text.splitlines()
+    fast = _read_columns_fast(lines)
     if fast is not None:
-        text_header, data = fast
-        return (*_columns(data, source), text_header)
+        header, data = fast
+        return (*_columns(data, source), header)
+    return _read_columns_by_line(lines, source)
+
+
+def _read_columns_by_line(lines: list[str], source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[str]]:
+    """The careful reader: line by line, naming the first line that breaks the format."""
     header: list[str] = []
     rows: list[list[float]] = []
     first_line = 0
-    delimiter: str | None = None
-    for number, raw in enumerate(text.splitlines(), start=1):
+    delimiter = " "
+    for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line:
             continue
         if line.startswith(COMMENT_PREFIXES):
             header.append(line)
             continue
-        if delimiter is None:
-            delimiter = "," if "," in line else ";" if ";" in line else " "
+        if not rows:  # the data's delimiter, not that of a column-name line ('2theta intensity' above 'a,b' rows)
+            delimiter = _delimiter(line)
         values = _parse_line(line, delimiter)
         if values is None:
             if not rows:
@@ -64,42 +71,45 @@ def read_columns(text: str, source: str) -> tuple[np.ndarray, np.ndarray, np.nda
     return x, y, sigma, header
 
 
-def _read_columns_fast(text: str) -> tuple[list[str], np.ndarray] | None:
-    """The common case in one numpy conversion: header lines, then whitespace- or comma-separated numbers with
-    the same count on every line. None whenever anything is unusual (the line-by-line reader then explains it)."""
-    lines = text.splitlines()
+# Characters a regular data block may hold; anything else (comments, nan, inf, hex, '_', ';', other line
+# breaks) sends the file to the line-by-line reader.
+_PLAIN_BYTES = {" ": b"0123456789.eE+- \t\n", ",": b"0123456789.eE+- \t\n,"}
+_TRAILING_COMMA = re.compile(r"(?<=[0-9.])[ \t]*,[ \t]*$", re.MULTILINE)  # after a number: never empties a line
+
+
+def _read_columns_fast(lines: list[str]) -> tuple[list[str], np.ndarray] | None:
+    """The common case in one parse of the whole data block (numpy's C reader): header lines, then whitespace- or
+    comma-separated numbers with the same count on every line. None whenever anything is unusual; the
+    line-by-line reader then gives the same result or explains the problem."""
     header: list[str] = []
-    start = 0
     for start, raw in enumerate(lines):
         line = raw.strip()
         if line and not line.startswith(COMMENT_PREFIXES):
-            delimiter = "," if "," in line else ";" if ";" in line else " "
+            delimiter = _delimiter(line)
             if _parse_line(line, delimiter) is not None:
                 break
-            header.append(line)
-        elif line:
+        if line:
             header.append(line)
     else:
         return None
-    body = [line for line in lines[start:] if line.strip()]
-    if delimiter == ";" or "_" in text or any(line.lstrip().startswith(COMMENT_PREFIXES) for line in body):
+    if delimiter == ";":
         return None
-    if delimiter == ",":
-        body = [line.rstrip().rstrip(",") for line in body]
-        if any(";" in line or ",," in line.replace(" ", "") for line in body):
-            return None
-        body = [line.replace(",", " ") for line in body]
-    counts = {len(line.split()) for line in body}
-    if len(counts) != 1:
+    body = "\n".join(lines[start:])
+    if body.encode("latin-1", errors="replace").translate(None, _PLAIN_BYTES[delimiter]):
         return None
-    n_columns = counts.pop()
-    joined = " ".join(body)
-    if any(c not in "0123456789.eE+- \t" for c in set(joined)):  # nan, inf, hex...: the careful reader decides
+    if delimiter == "," and line.endswith(","):  # one trailing delimiter per line, as _parse_line allows
+        body = _TRAILING_COMMA.sub("", body)
+    try:
+        # Same conversion as float() (PyOS_string_to_double); ragged rows and bad numbers raise ValueError.
+        data = np.loadtxt(io.StringIO(body), dtype=np.float64, delimiter=None if delimiter == " " else ",",
+                          comments=None, ndmin=2)
+    except ValueError:
         return None
-    data = np.fromstring(joined, dtype=np.float64, sep=" ")  # text mode: stops at the first unreadable token
-    if data.size != len(body) * n_columns:
-        return None
-    return header, data.reshape(len(body), n_columns)
+    return header, data
+
+
+def _delimiter(line: str) -> str:
+    return "," if "," in line else ";" if ";" in line else " "
 
 
 def _columns(data: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
