@@ -111,9 +111,10 @@ class Predictor:
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str = "cpu", **options: Any) -> Predictor:
+    def load(cls, path: str | os.PathLike, device: str = "cpu", any_label_set: bool = False, **options: Any) -> Predictor:
+        """A saved model; `predict` needs a 230-class one, `evaluate` (any_label_set) takes any label set."""
         saved = load_model(path, device)
-        if saved.label_set != "sg":
+        if saved.label_set != "sg" and not any_label_set:
             raise ModelFileError(f"{path}: predict needs a space-group (230-class) model, this one classifies {saved.label_set!r}")
         return cls(saved, name=Path(path).stem, device=device, **options)
 

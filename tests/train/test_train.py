@@ -101,13 +101,19 @@ def test_synthetic_stream_training_runs(tmp_path):
     assert load_model(result.model_path).meta["training"]["source"].startswith("synthetic")
 
 
-def test_evaluation_checks_overlap_with_the_recorded_training_split(tmp_path, tiny_dataset):
-    """A model trained on a pattern file, evaluated on that same file: the report must find the formulas of its
-    training rows in the test set (the overlap is computed from the model's recorded split, not assumed)."""
-    from powdersym.evaluate.run import evaluate_model
+def test_evaluation_on_the_training_file_uses_only_its_test_split(tmp_path, tiny_dataset):
+    """A model evaluated on its own training file: only the rows of its recorded test split are scored (rebuilt from
+    the seed in the model's JSON), in the model's own label set, and the overlap with the training rows is computed."""
+    from powdersym.evaluate.run import evaluate_model, recorded_split
     from powdersym.predict import Predictor
 
-    result = train(run_config(tmp_path, tiny_dataset, labels="sg", max_steps=2, validate_every=2))
-    report = evaluate_model(Predictor.load(result.model_path), tiny_dataset, "tiny")
-    assert report.overlap_counts["formula"]["n_seen"] > 0, report.overlap
-    assert "split" in report.split
+    result = train(run_config(tmp_path, tiny_dataset, labels="cs", max_steps=2, validate_every=2))
+    predictor = Predictor.load(result.model_path, any_label_set=True)
+    report = evaluate_model(predictor, tiny_dataset, "tiny", validation_size=16)
+    test_rows = recorded_split(predictor.saved.meta).split["test"]
+    assert 0 < len(test_rows) < len(PatternDataset(tiny_dataset))
+    assert report.n_samples + report.n_excluded == len(test_rows)
+    assert report.label_set == "crystal_system"
+    assert "n_seen" in report.overlap_counts["formula"]
+    with pytest.raises(Exception, match="space-group"):
+        Predictor.load(result.model_path)  # predict itself needs a 230-class model
