@@ -322,7 +322,7 @@ def train(
     lattice_weight: float = typer.Option(0.0, "--lattice-weight", help="> 0: also regress a, b, c, alpha, beta, gamma with this weight on their MSE."),
     augment: str = typer.Option("realistic", "--augment", help="Augmentation of synthetic patterns: realistic, vecsei, none."),
     split: str = typer.Option("auto", "--split", help="Split of pattern files: structure (no formula/prototype in two parts; the default for real structures), random (the default for synthetic crystals), or auto."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the split, the batches and the synthetic stream; continuing a synthetic run with --init needs a new seed, or the same patterns are replayed."),
     validate_every: int = typer.Option(1000, "--validate-every", help="Steps between validations (and early-stopping checks)."),
     checkpoint_every: int = typer.Option(1000, "--checkpoint-every", help="Steps between checkpoints (out/checkpoints/last.ckpt)."),
     patience: int = typer.Option(10, "--patience", help="Validations without improvement before stopping early (0: never stop early)."),

@@ -117,3 +117,17 @@ def test_evaluation_on_the_training_file_uses_only_its_test_split(tmp_path, tiny
     assert "n_seen" in report.overlap_counts["formula"]
     with pytest.raises(Exception, match="space-group"):
         Predictor.load(result.model_path)  # predict itself needs a 230-class model
+
+
+def test_continuing_a_synthetic_run_with_the_same_seed_warns_of_replayed_data(tmp_path):
+    """`--init` from a model trained on the synthetic stream: the same seed restarts the same stream (the model would
+    see its training patterns again), so the run must say so; another seed gives fresh data and no warning."""
+    import warnings
+
+    small = dict(instrument="neutron-cw", max_steps=2, batch_size=4, validate_every=2, validation_size=8, augment="none")
+    first = train(run_config(tmp_path / "a", "synthetic", **small))
+    with pytest.warns(UserWarning, match="replays the same patterns"):
+        train(run_config(tmp_path / "b", "synthetic", init=str(first.model_path), **small))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*replays the same patterns.*")
+        train(run_config(tmp_path / "c", "synthetic", init=str(first.model_path), seed=1, **small))

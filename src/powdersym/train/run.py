@@ -16,6 +16,7 @@ import json
 import platform
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,9 @@ def fit_lattice_scaler(config: TrainConfig, data: PatternData) -> dict | None:
 
 
 def start_from(module: L.LightningModule, path: str) -> None:
-    """Copy the weights of a saved model into the module's network (same architecture, label set and grid)."""
+    """Copy the weights of a saved model into the module's network (same architecture, label set and grid).
+    Warns when a synthetic run would replay the stream the saved model was trained on (same seed and instrument:
+    the stream restarts at step 0, so the run sees the same crystals and augmentation draws again)."""
     from powdersym.models.saved import load_model
 
     saved = load_model(path)
@@ -84,6 +87,11 @@ def start_from(module: L.LightningModule, path: str) -> None:
         target.load_state_dict(saved.net.state_dict())
     except RuntimeError as err:
         raise ValueError(f"{path}: its network does not match this run's ({str(err).splitlines()[0]})") from None
+    before = saved.meta.get("training", {}).get("config") or {}
+    config = module.config
+    if config.synthetic and before.get("data") == "synthetic" and before.get("seed") == config.seed and before.get("instrument") == config.instrument:
+        warnings.warn(f"{path} was trained on the synthetic stream with seed {config.seed}: this run replays the same "
+                      "patterns; pass another --seed for fresh data", stacklevel=2)  # fmt: skip
 
 
 def git_commit() -> str:
