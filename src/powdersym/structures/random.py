@@ -74,11 +74,13 @@ Default distributions and where they come from (approximate, not fitted):
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import signal
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from contextlib import contextmanager
 from typing import Iterator, Mapping, Sequence
 
@@ -392,8 +394,31 @@ def _holohedry(lattice_system: str) -> np.ndarray:
     return np.unique(rotations.reshape(-1, 9), axis=0).reshape(-1, 3, 3)
 
 
+# The tables below take seconds to derive; a copy ships as package data (scripts/export_wyckoff_tables.py) and is
+# used when it was made from the same symmetry data and the same derivation (WYCKOFF_TABLES_VERSION).
+WYCKOFF_TABLES_FILE = Path(__file__).with_name("data") / "wyckoff_tables.npz"
+WYCKOFF_TABLES_VERSION = 1  # raise when compute_wyckoff_tables changes what it returns
+
+
+def wyckoff_tables_key() -> str:
+    """Fingerprint of what the Wyckoff tables derive from: the symmetry data files and the derivation's version."""
+    digest = hashlib.sha256(str(WYCKOFF_TABLES_VERSION).encode())
+    for name in ("space_groups.json", "symmetry_operations.npz"):
+        digest.update((tables.DATA_DIR / name).read_bytes())
+    return digest.hexdigest()
+
+
 @cache
 def _wyckoff_tables() -> dict[str, np.ndarray]:
+    """The shipped tables when they match this package's symmetry data, else derived (`compute_wyckoff_tables`)."""
+    if WYCKOFF_TABLES_FILE.is_file():
+        with np.load(WYCKOFF_TABLES_FILE, allow_pickle=False) as stored:
+            if str(stored["key"]) == wyckoff_tables_key():
+                return {name: stored[name] for name in stored.files if name != "key"}
+    return compute_wyckoff_tables()
+
+
+def compute_wyckoff_tables() -> dict[str, np.ndarray]:
     """numpy tables over groups [231] and Wyckoff positions [231, W] (row 0 unused), orbit rows flat [T]."""
     groups = space_groups()
     n_w = max(len(g.wyckoff_positions) for g in groups)
