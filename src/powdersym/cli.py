@@ -318,6 +318,9 @@ def train(
     batch_size: int = typer.Option(64, "--batch-size", help="Patterns per mini-batch (paper: 64 supervised, 32 SGAN)."),
     lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate (paper: 1e-4)."),
     sgan: bool = typer.Option(False, "--sgan", help="Semi-supervised GAN (Lolla et al.): unlabelled rows also train the discriminator."),
+    discriminator_lr: float = typer.Option(5e-6, "--discriminator-lr", help="SGAN: Adam rate of the discriminator (paper: 5e-6; 5e-4 learns in minutes with --norm batch)."),
+    generator_lr: float = typer.Option(1e-6, "--generator-lr", help="SGAN: Adam rate of the generator (paper: 1e-6)."),
+    generator_loss: str = typer.Option("paper", "--generator-loss", help="SGAN generator loss: paper (eq. 2, non-saturating) or feature_matching (Salimans et al. 2016)."),
     labelled_fraction: float = typer.Option(1.0, "--labelled-fraction", help="Fraction of the training rows that keep their labels (paper: 0.05, 0.1, 0.25, 0.5)."),
     lattice_weight: float = typer.Option(0.0, "--lattice-weight", help="> 0: also regress a, b, c, alpha, beta, gamma with this weight on their MSE."),
     augment: str = typer.Option("realistic", "--augment", help="Augmentation of synthetic patterns: realistic, vecsei, none."),
@@ -342,6 +345,7 @@ def train(
         config = TrainConfig(
             model=model, labels=labels, data=data[0] if data == ["synthetic"] else list(data), instrument=instrument,
             out=str(out), seed=seed, max_steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, sgan=sgan,
+            discriminator_lr=discriminator_lr, generator_lr=generator_lr, generator_loss=generator_loss,
             labelled_fraction=labelled_fraction, lattice_weight=lattice_weight, augment=augment, split=split,
             validate_every=validate_every, checkpoint_every=checkpoint_every, patience=patience or None,
             devices=int(devices) if devices.isdigit() else devices, num_workers=workers, dropout=dropout, model_kwargs={"norm": norm} if norm else {}, init=str(init) if init else None,

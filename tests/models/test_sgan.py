@@ -12,6 +12,7 @@ from powdersym.models import (
     build_generator,
     build_sgan,
     discriminator_loss,
+    feature_matching_loss,
     generator_loss,
     real_fake_logit,
     real_probability,
@@ -96,3 +97,15 @@ def test_generator_learns_to_fool_a_fixed_discriminator():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def test_feature_matching_compares_batch_means_and_moves_only_the_fake_side():
+    real = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)  # mean (2, 3)
+    fake = torch.tensor([[0.0, 0.0], [2.0, 2.0], [1.0, 4.0]], requires_grad=True)  # mean (1, 2)
+    loss = feature_matching_loss(real, fake)
+    assert loss.item() == pytest.approx((2 - 1) ** 2 + (3 - 2) ** 2)
+    loss.backward()
+    assert real.grad is None  # the real features are a fixed target
+    # d/d fake_ij of sum_j (r_j - mean_i f_ij)^2 = -2 (r_j - m_j) / n
+    assert torch.allclose(fake.grad, torch.full((3, 2), -2.0 / 3))
+    assert feature_matching_loss(fake, fake).item() == 0.0

@@ -93,6 +93,21 @@ def test_sgan_trains_on_labelled_and_unlabelled_rows(tmp_path, tiny_dataset):
     assert "val_acc" in result.metrics
 
 
+def test_sgan_with_feature_matching_moves_the_generator(tmp_path, tiny_dataset):
+    config = run_config(tmp_path, tiny_dataset, sgan=True, labelled_fraction=0.5, max_steps=4, validate_every=2,
+                        discriminator_lr=1e-3, generator_lr=1e-3, generator_loss="feature_matching")  # fmt: skip
+    train(config)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    from powdersym.train.module import SGAN
+
+    fresh = SGAN(config.as_dict(), 7, COARSE.grid().size)
+    moved = [k for k, v in fresh.state_dict().items() if k.startswith("net.generator") and v.is_floating_point()
+             and not torch.equal(v, state[k])]  # fmt: skip
+    assert moved, "the generator was not updated"
+    with pytest.raises(ValueError, match="generator loss"):
+        TrainConfig(generator_loss="wasserstein")
+
+
 def test_synthetic_stream_training_runs(tmp_path):
     config = run_config(tmp_path, "synthetic", instrument="neutron-cw", max_steps=3, batch_size=4, validate_every=3,
                         validation_size=8, augment="none")  # fmt: skip

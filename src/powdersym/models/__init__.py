@@ -32,6 +32,7 @@ from .sgan import (
     Generator,
     build_generator,
     discriminator_loss,
+    feature_matching_loss,
     generator_loss,
     real_fake_logit,
     real_probability,
@@ -92,7 +93,7 @@ __all__ = [
     "ResNet1d", "resnet1d", "resnet1d_wide", "ConvNeXt1d", "convnext1d", "DenseClassifier", "dense", "ParkCNN",
     "cnn_park", "CAERegressor", "ConvAutoencoder1d", "cae_regressor", "Ensemble", "quadratic_loss",
     "cross_entropy_loss", "vecsei_loss", "Generator", "SGAN", "real_fake_logit", "real_probability",
-    "generator_loss", "unsupervised_discriminator_loss", "discriminator_loss", "LatticeScaler", "MultiTask",
-    "multitask_loss", "lattice_errors", "LATTICE_PARAMETERS", "ForestBaseline", "random_forest_baseline",
+    "generator_loss", "feature_matching_loss", "unsupervised_discriminator_loss", "discriminator_loss",
+    "LatticeScaler", "MultiTask", "multitask_loss", "lattice_errors", "LATTICE_PARAMETERS", "ForestBaseline", "random_forest_baseline",
     "downsample_patterns",
 ]  # fmt: skip

@@ -88,6 +88,13 @@ def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(-real_fake_logit(fake_logits)).mean()
 
 
+def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
+    """Salimans et al. 2016 (sec. 3.1), the generator loss their semi-supervised GAN needed: squared distance between
+    the batch means of the discriminator's features [B, F] on real and on generated patterns (real ones are a fixed
+    target: no gradient). An alternative to eq. 2, not the main paper's."""
+    return (real_features.detach().float().mean(0) - fake_features.float().mean(0)).pow(2).sum()
+
+
 def unsupervised_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """The real/fake part of eq. 3, negated to be minimised: -mean log D(x) - mean log(1 - D(G(z))), on unlabelled
     real patterns and generated ones."""

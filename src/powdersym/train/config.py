@@ -98,6 +98,7 @@ class TrainConfig:
     sgan: bool = False
     generator_lr: float = 1e-6
     discriminator_lr: float = 5e-6
+    generator_loss: str = "paper"  # paper (eq. 2, non-saturating) | feature_matching (Salimans et al. 2016)
     # running
     precision: str | None = None  # None: bf16-mixed on a GPU, 32 on the CPU
     accelerator: str = "auto"
@@ -115,6 +116,8 @@ class TrainConfig:
             raise ValueError(f"unknown split {self.split!r} (auto, random or structure)")
         if not 0 < self.labelled_fraction <= 1:
             raise ValueError("labelled_fraction must lie in (0, 1]")
+        if self.generator_loss not in ("paper", "feature_matching"):
+            raise ValueError(f"unknown generator loss {self.generator_loss!r} (paper or feature_matching)")
         if self.batch_size < 1 or self.max_steps < 1:
             raise ValueError("batch_size and max_steps must be positive")
 

@@ -95,8 +95,9 @@ class Classifier(L.LightningModule):
 class SGAN(L.LightningModule):
     """Lolla et al.'s semi-supervised GAN: the discriminator is the classifier (D(x) = Z/(Z+1), eq. 1); each step
     takes a labelled and an unlabelled real batch, updates the discriminator on eq. 3 (cross-entropy on the
-    labelled rows + real/fake terms on unlabelled and generated rows) and the generator on eq. 2 (non-saturating).
-    Manual optimisation: two Adam optimisers with the paper's rates (Table 2)."""
+    labelled rows + real/fake terms on unlabelled and generated rows) and the generator on eq. 2 (non-saturating),
+    or on feature matching (Salimans et al. 2016) with generator_loss='feature_matching'. Manual optimisation:
+    two Adam optimisers with the paper's rates (Table 2) as defaults."""
 
     def __init__(self, config: dict[str, Any], n_classes: int, n_points: int, lattice_scaler: dict | None = None):
         super().__init__()
@@ -107,12 +108,24 @@ class SGAN(L.LightningModule):
         self.automatic_optimization = False
         self.config = TrainConfig(**config)
         self.net = Networks(build_network(self.config, n_classes, n_points), build_generator(n_points))
+        if self.config.generator_loss == "feature_matching" and not hasattr(self.net.discriminator, "features"):
+            raise ValueError(f"feature matching needs a discriminator with features(); {self.config.model!r} has none")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.discriminator(x)
 
+    def _generator_loss(self, unlabelled: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        from powdersym.models import feature_matching_loss, generator_loss
+
+        discriminator = self.net.discriminator
+        if self.config.generator_loss == "feature_matching":
+            with torch.no_grad():
+                real = discriminator.features(unlabelled)
+            return feature_matching_loss(real, discriminator.features(fake))
+        return generator_loss(discriminator(fake))
+
     def training_step(self, batch, batch_idx: int) -> None:
-        from powdersym.models import discriminator_loss, generator_loss
+        from powdersym.models import discriminator_loss
 
         (x, labels), (unlabelled, _) = batch["labelled"], batch["unlabelled"]
         target = class_target(labels, self.config.labels)
@@ -125,7 +138,7 @@ class SGAN(L.LightningModule):
         d_optimiser.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         d_optimiser.step()
-        g_loss = generator_loss(discriminator(fake))
+        g_loss = self._generator_loss(unlabelled, fake)
         g_optimiser.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
         g_optimiser.step()
