@@ -108,6 +108,21 @@ def test_sgan_with_feature_matching_moves_the_generator(tmp_path, tiny_dataset):
         TrainConfig(generator_loss="wasserstein")
 
 
+def test_sgan_discriminator_sees_real_and_generated_patterns_in_one_batch(tmp_path, tiny_dataset, monkeypatch):
+    """With BatchNorm, separate real and generated batches are told apart by their batch statistics alone (the SGAN
+    then stayed at chance, docs/results.md); the discriminator must get them together."""
+    from powdersym.models.resnet1d import ResNet1d
+
+    sizes: list[int] = []
+    forward = ResNet1d.forward
+    monkeypatch.setattr(ResNet1d, "forward", lambda self, x: sizes.append(len(x)) or forward(self, x))
+    config = run_config(tmp_path, tiny_dataset, sgan=True, labelled_fraction=0.5, max_steps=2, validate_every=2,
+                        batch_size=8, discriminator_lr=1e-3, generator_lr=1e-3, model_kwargs={"norm": "batch"})  # fmt: skip
+    train(config)
+    assert 24 in sizes and 16 in sizes, sizes  # unlabelled + generated + labelled; unlabelled + generated
+    assert 8 not in sizes, sizes  # never a batch of one kind alone
+
+
 def test_synthetic_stream_training_runs(tmp_path):
     config = run_config(tmp_path, "synthetic", instrument="neutron-cw", max_steps=3, batch_size=4, validate_every=3,
                         validation_size=8, augment="none")  # fmt: skip

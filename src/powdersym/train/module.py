@@ -115,14 +115,14 @@ class SGAN(L.LightningModule):
         return self.net.discriminator(x)
 
     def _generator_loss(self, unlabelled: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """Eq. 2 or feature matching, with real and generated patterns in one discriminator batch (see training_step)."""
         from powdersym.models import feature_matching_loss, generator_loss
 
-        discriminator = self.net.discriminator
+        discriminator, n = self.net.discriminator, len(unlabelled)
         if self.config.generator_loss == "feature_matching":
-            with torch.no_grad():
-                real = discriminator.features(unlabelled)
-            return feature_matching_loss(real, discriminator.features(fake))
-        return generator_loss(discriminator(fake))
+            real, generated = discriminator.features(torch.cat([unlabelled, fake])).split([n, len(fake)])
+            return feature_matching_loss(real, generated)
+        return generator_loss(discriminator(torch.cat([unlabelled, fake]))[n:])
 
     def training_step(self, batch, batch_idx: int) -> None:
         from powdersym.models import discriminator_loss
@@ -133,8 +133,12 @@ class SGAN(L.LightningModule):
         generator, discriminator = self.net.generator, self.net.discriminator
         noise = generator.sample_noise(len(unlabelled), device=unlabelled.device)
         fake = generator(noise).reshape(len(unlabelled), -1)  # [B, P]
-        labelled_logits = discriminator(x)
-        d_loss = discriminator_loss(discriminator(unlabelled), discriminator(fake.detach()), labelled_logits, target)
+        # one discriminator batch of unlabelled, generated and labelled patterns: with BatchNorm, separate batches
+        # are normalised by their own statistics, which tells generated from real by batch alone (measured: the SGAN
+        # then stays at chance); with the published LayerNorm, per pattern, this is the same as three batches
+        logits = discriminator(torch.cat([unlabelled, fake.detach(), x]))
+        real_logits, fake_logits, labelled_logits = logits.split([len(unlabelled), len(fake), len(x)])
+        d_loss = discriminator_loss(real_logits, fake_logits, labelled_logits, target)
         d_optimiser.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         d_optimiser.step()
