@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import torch
 
+from powdersym.simulate import kernels
 from powdersym.structures.crystal import CrystalBatch, lattice_matrix
 
 
@@ -103,10 +104,16 @@ def structure_factor_squared(batch: CrystalBatch, refl: Reflections, radiation) 
     # membership [B, N, T] weighted by occupancy: sums atoms of one type
     members = torch.nn.functional.one_hot(atom_type, t).to(batch.frac_coords.dtype)
     members = members * (batch.occupancy * batch.mask)[:, :, None]
+    coords = (2 * math.pi) * batch.frac_coords.transpose(1, 2)  # [B, 3, N]
+    if kernels.usable(refl.hkl, coords, members, refl.d):  # one fused GPU kernel, no [B, r, N] arrays
+        s2 = 0.25 / refl.d**2  # [B, R]
+        factors = radiation.scattering_factors(type_species, s2) * torch.exp(-s2[:, :, None] * type_b[:, None, :])
+        f2 = kernels.structure_factor_squared_fused(refl.hkl, coords, members, factors.float())
+        f2 = f2 * 1e-2 if radiation.name == "neutron" else f2  # fm^2 -> barn
+        return torch.where(refl.mask, f2, torch.zeros_like(f2))
     # reflections in blocks: [B, block, N] arrays sized for a CPU's cache, or for a GPU's memory
     budget = _CUDA_ELEMENTS if batch.device.type == "cuda" else _CACHE_ELEMENTS
     block = max(1, budget // max(b * n, 1))
-    coords = (2 * math.pi) * batch.frac_coords.transpose(1, 2)  # [B, 3, N]
     parts = []
     for start in range(0, r, block):
         hkl, d = refl.hkl[:, start : start + block], refl.d[:, start : start + block]
