@@ -89,7 +89,8 @@ def start_from(module: L.LightningModule, path: str) -> None:
         raise ValueError(f"{path}: its network does not match this run's ({str(err).splitlines()[0]})") from None
     before = saved.meta.get("training", {}).get("config") or {}
     config = module.config
-    if config.synthetic and before.get("data") == "synthetic" and before.get("seed") == config.seed and before.get("instrument") == config.instrument:
+    same_stream = (before.get("data"), before.get("seed"), before.get("instrument")) == ("synthetic", config.seed, config.instrument)
+    if config.synthetic and same_stream:
         warnings.warn(f"{path} was trained on the synthetic stream with seed {config.seed}: this run replays the same "
                       "patterns; pass another --seed for fresh data", stacklevel=2)  # fmt: skip
 
