@@ -126,9 +126,9 @@ def write_summary(out: Path, summaries: list[dict], experiment: str) -> None:
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     (out / "summary.json").write_text(json.dumps(summaries, indent=1))
     print("\n".join(lines), flush=True)
-    points = [{"model": "SGAN" if s["sgan"] else "supervised", "fraction": s["labelled_fraction"], "accuracy": s["top1"],
-               "label_set": s["labels"]} for s in summaries if s["labelled_fraction"] < 1 or experiment == "table4"]  # fmt: skip
-    if experiment == "table4" and points:
+    if experiment == "table4" and summaries:
+        points = [{"model": "SGAN" if s["sgan"] else "supervised", "fraction": s["labelled_fraction"], "accuracy": s["top1"],
+                   "label_set": s["labels"]} for s in summaries]  # fmt: skip
         plot_label_fraction(points, out / "label_fraction.png")
 
 

@@ -95,14 +95,11 @@ def evaluate_model(predictor: Any, data: str | os.PathLike, name: str, validatio
         lattice = np.asarray(LatticeScaler.from_dict(scaler).inverse(lattice))
     training = meta.get("training", {})
     if recorded is None:
-        trained_on = None
-    else:
-        train_rows = np.concatenate([recorded.split["train"], recorded.split.get("unlabelled", np.array([], dtype=np.int64))])
-        trained_on = recorded.dataset.strings("formula")[train_rows]
-    if trained_on is None:
         overlap: str | dict = "none possible: the model was trained on random synthetic crystals only"
         split = "test set outside the training data (synthetic random crystals)"
     else:
+        train_rows = np.concatenate([recorded.split["train"], recorded.split.get("unlabelled", np.array([], dtype=np.int64))])
+        trained_on = recorded.dataset.strings("formula")[train_rows]
         formulas = getattr(test, "formula", None)
         overlap = split_overlap(trained_on, formulas if formulas is not None else [""] * len(test.space_group))
         split = f"{training.get('split', '?')} split of {training.get('source')} (seed {training.get('seed')}); test: {data}"

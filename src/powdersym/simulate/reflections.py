@@ -105,23 +105,19 @@ def structure_factor_squared(batch: CrystalBatch, refl: Reflections, radiation) 
     members = torch.nn.functional.one_hot(atom_type, t).to(batch.frac_coords.dtype)
     members = members * (batch.occupancy * batch.mask)[:, :, None]
     coords = (2 * math.pi) * batch.frac_coords.transpose(1, 2)  # [B, 3, N]
+
+    def factors_at(d: torch.Tensor) -> torch.Tensor:  # scattering x Debye-Waller factors [B, r, T]
+        s2 = 0.25 / d**2
+        return radiation.scattering_factors(type_species, s2) * torch.exp(-s2[:, :, None] * type_b[:, None, :])
+
     if kernels.usable(refl.hkl, coords, members, refl.d):  # one fused GPU kernel, no [B, r, N] arrays
-        s2 = 0.25 / refl.d**2  # [B, R]
-        factors = radiation.scattering_factors(type_species, s2) * torch.exp(-s2[:, :, None] * type_b[:, None, :])
-        f2 = kernels.structure_factor_squared_fused(refl.hkl, coords, members, factors.float())
-        f2 = f2 * 1e-2 if radiation.name == "neutron" else f2  # fm^2 -> barn
-        return torch.where(refl.mask, f2, torch.zeros_like(f2))
-    # reflections in blocks: [B, block, N] arrays sized for a CPU's cache, or for a GPU's memory
-    budget = _CUDA_ELEMENTS if batch.device.type == "cuda" else _CACHE_ELEMENTS
-    block = max(1, budget // max(b * n, 1))
-    parts = []
-    for start in range(0, r, block):
-        hkl, d = refl.hkl[:, start : start + block], refl.d[:, start : start + block]
-        rows = hkl.shape[1]
-        s2 = 0.25 / d**2  # [B, r]
-        factors = radiation.scattering_factors(type_species, s2) * torch.exp(-s2[:, :, None] * type_b[:, None, :])
-        parts.append(_intensity_block(hkl, coords, members, factors))
-    f2 = torch.cat(parts, 1)
+        f2 = kernels.structure_factor_squared_fused(refl.hkl, coords, members, factors_at(refl.d).float())
+    else:  # reflections in blocks: [B, block, N] arrays sized for a CPU's cache, or for a GPU's memory
+        budget = _CUDA_ELEMENTS if batch.device.type == "cuda" else _CACHE_ELEMENTS
+        block = max(1, budget // max(b * n, 1))
+        parts = [_intensity_block(refl.hkl[:, i : i + block], coords, members, factors_at(refl.d[:, i : i + block]))
+                 for i in range(0, r, block)]  # fmt: skip
+        f2 = torch.cat(parts, 1)
     if radiation.name == "neutron":
         f2 = f2 * 1e-2  # fm^2 -> barn
     return torch.where(refl.mask, f2, torch.zeros_like(f2))
