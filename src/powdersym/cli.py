@@ -324,6 +324,7 @@ def train(
     labelled_fraction: float = typer.Option(1.0, "--labelled-fraction", help="Fraction of the training rows that keep their labels (paper: 0.05, 0.1, 0.25, 0.5)."),
     lattice_weight: float = typer.Option(0.0, "--lattice-weight", help="> 0: also regress a, b, c, alpha, beta, gamma with this weight on their MSE."),
     augment: str = typer.Option("realistic", "--augment", help="Augmentation of synthetic patterns: realistic, vecsei, none."),
+    balance: Optional[str] = typer.Option(None, "--balance", help="Synthetic: draw the classes of this label set equally often (sg, sg144, bravais, eg, cs; default: --labels). cs gives monoclinic and triclinic crystals 2/7 of the patterns instead of 15/230."),
     split: str = typer.Option("auto", "--split", help="Split of pattern files: structure (no formula/prototype in two parts; the default for real structures), random (the default for synthetic crystals), or auto."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the split, the batches and the synthetic stream; continuing a synthetic run with --init needs a new seed, or the same patterns are replayed."),
     validate_every: int = typer.Option(1000, "--validate-every", help="Steps between validations (and early-stopping checks)."),
@@ -346,7 +347,7 @@ def train(
             model=model, labels=labels, data=data[0] if data == ["synthetic"] else list(data), instrument=instrument,
             out=str(out), seed=seed, max_steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, sgan=sgan,
             discriminator_lr=discriminator_lr, generator_lr=generator_lr, generator_loss=generator_loss,
-            labelled_fraction=labelled_fraction, lattice_weight=lattice_weight, augment=augment, split=split,
+            labelled_fraction=labelled_fraction, lattice_weight=lattice_weight, augment=augment, balance=balance, split=split,
             validate_every=validate_every, checkpoint_every=checkpoint_every, patience=patience or None,
             devices=int(devices) if devices.isdigit() else devices, num_workers=workers, dropout=dropout, model_kwargs={"norm": norm} if norm else {}, init=str(init) if init else None,
         )  # fmt: skip

@@ -131,6 +131,26 @@ def test_synthetic_stream_training_runs(tmp_path):
     assert load_model(result.model_path).meta["training"]["source"].startswith("synthetic")
 
 
+def test_synthetic_training_balances_over_the_chosen_label_set(tmp_path):
+    """--balance cs with space-group labels: the stream draws the 7 crystal systems equally, so monoclinic and
+    triclinic (15 of 230 groups) are about 2/7 of the patterns instead of 6.5 %; the exported JSON says so."""
+    from powdersym.train.data import PatternData
+
+    def low_symmetry_share(config: TrainConfig) -> float:
+        stream = PatternData(config)._stream(5, 64, max_batches=4)  # the training stream (on the CPU here)
+        groups = torch.cat([labels["space_group"] for _, labels in stream])
+        return float((groups <= 15).float().mean())
+
+    common = dict(labels="sg", augment="none")
+    assert low_symmetry_share(run_config(tmp_path, "synthetic", balance="cs", **common)) > 0.18  # 2/7 = 0.29
+    assert low_symmetry_share(run_config(tmp_path, "synthetic", **common)) < 0.15  # 15/230 = 0.065
+    with pytest.raises(ValueError, match="unknown label set"):
+        run_config(tmp_path, "synthetic", balance="planets")
+    config = run_config(tmp_path, "synthetic", balance="cs", instrument="neutron-cw", max_steps=1, batch_size=4,
+                        validate_every=1, validation_size=4, augment="none", labels="sg")  # fmt: skip
+    assert load_model(train(config).model_path).meta["training"]["balanced_over"] == "crystal_system"
+
+
 def test_evaluation_on_the_training_file_uses_only_its_test_split(tmp_path, tiny_dataset):
     """A model evaluated on its own training file: only the rows of its recorded test split are scored (rebuilt from
     the seed in the model's JSON), in the model's own label set, and the overlap with the training rows is computed."""

@@ -16,12 +16,16 @@ from powdersym.files import atomic_write_text
 VALIDATION_SEED = 424242  # no training stream (seeds 0 / 10 000 / 20 000 + run seed) uses it
 
 
-def synthetic_validation(instrument: Any, n: int, seed: int = VALIDATION_SEED, augment: str = "realistic") -> tuple[np.ndarray, np.ndarray]:
-    """n realistic synthetic patterns [n, P] and their space-group numbers [n], balanced over the 230 groups."""
+def synthetic_validation(
+    instrument: Any, n: int, seed: int = VALIDATION_SEED, augment: str = "realistic", balance: str = "space_group"
+) -> tuple[np.ndarray, np.ndarray]:
+    """n realistic synthetic patterns [n, P] and their space-group numbers [n], balanced over the classes of
+    `balance` (the 230 groups by default; a model's own training balance when calibrating it)."""
     from powdersym.data import SyntheticStream
 
     batch = min(n, 512)
-    stream = SyntheticStream(instrument, batch, seed=seed, augment=augment, target="space_group", max_batches=-(-n // batch))
+    stream = SyntheticStream(instrument, batch, seed=seed, label_set=balance, augment=augment, target="space_group",
+                             max_batches=-(-n // batch))  # fmt: skip
     xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in stream])
     return np.concatenate(xs)[:n], np.concatenate(ys)[:n]
 
@@ -34,7 +38,9 @@ def calibrate_saved_model(path: str | os.PathLike, n: int = 2048, coverage: floa
     from powdersym.predict import Predictor
 
     predictor = Predictor.load(path)
-    patterns, groups = synthetic_validation(predictor.instrument, n, seed)
+    # the distribution the model was trained on (older models: balanced over the 230 groups)
+    balance = predictor.saved.meta.get("training", {}).get("balanced_over", "space_group")
+    patterns, groups = synthetic_validation(predictor.instrument, n, seed, balance=balance)
     logits, _ = predictor.logits(patterns)
     labels = groups - 1
     temperature = float(fit_temperature(logits, labels))
@@ -45,7 +51,7 @@ def calibrate_saved_model(path: str | os.PathLike, n: int = 2048, coverage: floa
         "temperature": temperature,
         "refusal_threshold": float(point.threshold),
         "calibration": {
-            "data": f"{n} synthetic patterns (realistic augmentation, seed {seed}), 230 groups balanced",
+            "data": f"{n} synthetic patterns (realistic augmentation, seed {seed}), balanced over {balance}",
             "ece_before": float(expected_calibration_error(raw, labels)),
             "ece_after": float(expected_calibration_error(calibrated, labels)),
             "top1": float(top_k_accuracy(calibrated, labels, 1)),

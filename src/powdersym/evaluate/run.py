@@ -38,7 +38,7 @@ def recorded_split(meta: dict[str, Any]) -> Any:
     files = [config["data"]] if isinstance(config["data"], str) else config["data"]
     if not all(Path(f).is_file() for f in files):
         raise FileNotFoundError(f"the model's training files are not found ({', '.join(files)}): cannot check the overlap")
-    data = PatternData(TrainConfig(**{k: v for k, v in config.items() if k in TrainConfig.__dataclass_fields__}))
+    data = PatternData(TrainConfig.from_dict(config))
     data.setup()
     return data
 

@@ -32,6 +32,11 @@ def canonical_label_set(label_set: str) -> str:
     return name
 
 
+def balance_label_set(config: "TrainConfig") -> str:
+    """The label set synthetic space groups are balanced over, as `structures.random.sample_space_groups` names it."""
+    return LABEL_COLUMNS[canonical_label_set(config.balance or config.labels)]
+
+
 def class_names(label_set: str) -> list[str]:
     """Names of a label set's classes in label order (space groups as 'number symbol')."""
     from powdersym.structures.random import label_set_classes
@@ -85,7 +90,9 @@ class TrainConfig:
     init: str | None = None  # a saved model (.safetensors) whose weights start the run: fine-tuning
     # synthetic data
     augment: str = "realistic"
-    crystal_prior: str | None = None
+    # label set whose classes synthetic crystals are drawn equally often from (None: the trained labels); e.g.
+    # "crystal_system" gives monoclinic + triclinic 2/7 of the patterns, against 15/230 when balanced over groups
+    balance: str | None = None
     validation_size: int = 2048
     # stored data
     split: str = "auto"  # auto (structure for real structures, else random) | random | structure (by prototype, else formula)
@@ -112,6 +119,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.labels = canonical_label_set(self.labels)
+        if self.balance is not None:
+            self.balance = canonical_label_set(self.balance)
         if self.split not in ("auto", "random", "structure"):
             raise ValueError(f"unknown split {self.split!r} (auto, random or structure)")
         if not 0 < self.labelled_fraction <= 1:
@@ -124,6 +133,12 @@ class TrainConfig:
     @property
     def synthetic(self) -> bool:
         return self.data == "synthetic"
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> TrainConfig:
+        """A config saved in a model's JSON or a checkpoint; fields of older versions that no longer exist are
+        ignored (e.g. crystal_prior, replaced by balance)."""
+        return cls(**{k: v for k, v in config.items() if k in cls.__dataclass_fields__})
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from powdersym.data import PatternDataset, SyntheticStream, label_fraction_split, random_split, structure_disjoint_split
-from powdersym.train.config import LABEL_COLUMNS, TrainConfig, class_target
+from powdersym.train.config import TrainConfig, balance_label_set, class_target
 
 
 class BatchIndexSampler(Sampler[np.ndarray]):
@@ -87,8 +87,8 @@ class PatternData(L.LightningDataModule):
     def _stream(self, seed: int, batch_size: int, start: int = 0, max_batches: int | None = None) -> SyntheticStream:
         c = self.config
         return SyntheticStream(
-            c.instrument, batch_size, seed=seed, device=self.device, label_set=LABEL_COLUMNS[c.labels],
-            prior=c.crystal_prior, augment=c.augment, start_step=start, max_batches=max_batches,
+            c.instrument, batch_size, seed=seed, device=self.device, label_set=balance_label_set(c),
+            augment=c.augment, start_step=start, max_batches=max_batches,
         )  # fmt: skip
 
     # ---- Lightning hooks --------------------------------------------------------------------------------
@@ -169,7 +169,8 @@ class PatternData(L.LightningDataModule):
             world = self._rank_world()[1]
             validation = f"{c.validation_size} synthetic patterns (seed {c.seed + 10_000})" + (f", {world} shards (one per process)" if world > 1 else "")
             return {"source": "synthetic random crystals, simulated on the fly", "instrument": c.instrument,
-                    "augment": c.augment, "label_set": c.labels, "validation": validation}  # fmt: skip
+                    "augment": c.augment, "label_set": c.labels, "balanced_over": balance_label_set(c),
+                    "validation": validation}  # fmt: skip
         sizes = {name: int(len(rows)) for name, rows in self.split.items()}
         return {"source": [str(p) for p in np.atleast_1d(c.data)], "split": c.split, "seed": c.seed, "rows": sizes,
                 "labelled_fraction": c.labelled_fraction, "balanced": c.balanced}  # fmt: skip

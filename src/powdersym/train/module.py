@@ -48,7 +48,7 @@ class Classifier(L.LightningModule):
     def __init__(self, config: dict[str, Any], n_classes: int, n_points: int, lattice_scaler: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
-        self.config = TrainConfig(**config)
+        self.config = TrainConfig.from_dict(config)
         self.net = build_network(self.config, n_classes, n_points)
         self.scaler = None
         if lattice_scaler is not None:
@@ -106,7 +106,7 @@ class SGAN(L.LightningModule):
 
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.config = TrainConfig(**config)
+        self.config = TrainConfig.from_dict(config)
         self.net = Networks(build_network(self.config, n_classes, n_points), build_generator(n_points))
         if self.config.generator_loss == "feature_matching" and not hasattr(self.net.discriminator, "features"):
             raise ValueError(f"feature matching needs a discriminator with features(); {self.config.model!r} has none")

@@ -64,9 +64,9 @@ def fit_lattice_scaler(config: TrainConfig, data: PatternData) -> dict | None:
 
     if config.synthetic:
         from powdersym.data.generate import SyntheticSettings, make_generator, synthetic_crystals
-        from powdersym.train.config import LABEL_COLUMNS
+        from powdersym.train.config import balance_label_set
 
-        settings = SyntheticSettings(LABEL_COLUMNS[config.labels], config.crystal_prior)
+        settings = SyntheticSettings(balance_label_set(config))
         crystals = synthetic_crystals(4096, settings, make_generator(config.seed + 20_000, "cpu"), "cpu")
         lattice = crystals.batch.lattice.float()
     else:

@@ -1,0 +1,112 @@
+"""Where the GPU synthetic stream spends its time: stage timings and a torch.profiler table.
+
+    python benchmarks/stream_profile.py --instrument neutron-cw --pool 65536 --render 4096
+
+Stages, each timed alone after a warm-up (CUDA synchronised): drawing a pool of random crystals, simulating a
+block of `--render` of them with and without the realistic per-crystal effects, the pattern-level augmentation,
+then the whole stream (patterns/s into batches of `--batch`). With --chunks, the simulation is repeated at other
+chunk sizes. The profiler table lists the operations of one augmented block by GPU time and by CPU time, and the
+share of wall time the GPU was busy (a low share means the stream waits on Python and kernel launches).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from powdersym.data import SyntheticStream
+from powdersym.data.generate import SyntheticSettings, augment_config, make_generator, render, synthetic_crystals
+from powdersym.simulate import preset, simulate
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        sync()
+
+
+def timed(fn, repeats: int = 3) -> float:
+    fn()
+    sync()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync()
+    return (time.perf_counter() - start) / repeats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--instrument", default="neutron-cw")
+    parser.add_argument("--pool", type=int, default=65536)
+    parser.add_argument("--render", type=int, default=4096)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--chunks", type=int, nargs="*", default=[])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rows", type=int, default=25)
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the CPU: only a check of the script
+    inst = preset(args.instrument)
+    aug = augment_config("realistic", inst)
+    settings = SyntheticSettings("sg", None, None, aug)
+    gen = make_generator(1, device)
+    n = args.render
+
+    t_pool = timed(lambda: synthetic_crystals(args.pool, settings, gen, device), repeats=2)
+    print(f"random crystals, pool of {args.pool}: {t_pool:.2f} s = {args.pool / t_pool:,.0f} crystals/s", flush=True)
+    pool = synthetic_crystals(args.pool, settings, gen, device)
+    block = pool.batch[torch.arange(n, device=device)]
+
+    with torch.no_grad():
+        t_clean = timed(lambda: simulate(block, inst, device=device, chunk_size=1024))
+        t_aug = timed(lambda: render(block, inst, aug, gen, device, chunk_size=1024))
+        clean = simulate(block, inst, device=device, chunk_size=1024)
+        from powdersym.augment import augment
+
+        impurity = clean.roll(1, 0)
+        t_pattern = timed(lambda: augment(clean, inst, aug, generator=gen, impurity=impurity))
+        print(f"simulate {n} clean: {t_clean:.3f} s = {n / t_clean:,.0f}/s; with sample effects + augmentation: "
+              f"{t_aug:.3f} s = {n / t_aug:,.0f}/s; pattern-level augmentation alone: {n / t_pattern:,.0f}/s", flush=True)  # fmt: skip
+        for chunk in args.chunks:
+            t = timed(lambda: render(block, inst, aug, gen, device, chunk_size=chunk))
+            print(f"  chunk {chunk}: {n / t:,.0f} patterns/s", flush=True)
+
+        from torch.profiler import ProfilerActivity, profile
+
+        sync()
+        start = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            render(block, inst, aug, gen, device, chunk_size=1024)
+            sync()
+        wall = time.perf_counter() - start
+        events = prof.key_averages()
+        busy = sum(e.self_device_time_total for e in events) / 1e6
+        print(f"profiled block: wall {wall:.3f} s (profiler on), GPU busy {busy:.3f} s ({100 * busy / wall:.0f} %)")
+        print(events.table(sort_by="self_cuda_time_total", row_limit=args.rows, max_name_column_width=60))
+        print(events.table(sort_by="self_cpu_time_total", row_limit=args.rows, max_name_column_width=60))
+
+        sync()
+        start = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            synthetic_crystals(8192, settings, gen, device)
+            sync()
+        wall = time.perf_counter() - start
+        events = prof.key_averages()
+        busy = sum(e.self_device_time_total for e in events) / 1e6
+        print(f"profiled 8192 crystals: wall {wall:.3f} s, GPU busy {busy:.3f} s ({100 * busy / wall:.0f} %)")
+        print(events.table(sort_by="self_cpu_time_total", row_limit=args.rows, max_name_column_width=60))
+
+    stream = iter(SyntheticStream(args.instrument, args.batch, seed=3, device=device, label_set="sg", augment="realistic"))
+    for _ in range(10):
+        next(stream)
+    sync()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < args.seconds:
+        count += len(next(stream)[0])
+    sync()
+    print(f"whole stream, batches of {args.batch}: {count / (time.perf_counter() - start):,.0f} patterns/s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

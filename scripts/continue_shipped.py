@@ -1,0 +1,40 @@
+"""Continue training a shipped model on fresh synthetic data (the next leg of docs/models.md), on a GPU.
+
+    python scripts/continue_shipped.py xray-cuka --minutes 8 --seed 6 --balance cs --out ship
+
+Starts from src/powdersym/models/weights/NAME.safetensors with the training configuration stored in its JSON,
+changing only the wall-clock limit, learning rate, stream seed (a seed no earlier leg used, or the same patterns are
+replayed) and the label set the crystals are balanced over. The new model lands in OUT/NAME/model.safetensors (+ .json);
+calibrate it with `powdersym calibrate` before copying it over the shipped one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from powdersym.predict import shipped_model
+from powdersym.train import TrainConfig, train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", help="shipped model: xray-cuka or neutron-cw")
+    parser.add_argument("--minutes", type=float, default=8.0)
+    parser.add_argument("--seed", type=int, required=True, help="stream seed; the shipped legs used 0 (and 5 in a trial)")
+    parser.add_argument("--lr", type=float, default=2.5e-4)
+    parser.add_argument("--balance", default=None, help="label set drawn equally often (default: the model's labels)")
+    parser.add_argument("--out", type=Path, default=Path("ship"))
+    args = parser.parse_args()
+    weights = shipped_model(args.name)
+    config = TrainConfig.from_dict(json.loads(weights.with_suffix(".json").read_text())["training"]["config"])
+    changes = dict(out=str(args.out / args.name), init=str(weights), max_minutes=args.minutes, lr=args.lr, seed=args.seed,
+                   balance=args.balance, max_steps=1_000_000)  # fmt: skip
+    result = train(TrainConfig(**{**config.as_dict(), **changes}))
+    metrics = {k: round(v, 4) for k, v in result.metrics.items() if k.startswith("val")}
+    print(f"{args.name}: {result.steps} steps in {result.seconds:.0f} s; {metrics}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
