@@ -6,6 +6,7 @@ neutron patterns of the GSAS-II tutorials and EasyDiffraction with known space g
     python benchmarks/accuracy.py                 # about 10 minutes on 2 CPU cores (simulation: 5 of them)
     python benchmarks/accuracy.py --sets rruff measured-neutron --json out.json
     python benchmarks/accuracy.py --device cuda   # simulation and network on the GPU
+    python benchmarks/accuracy.py --weights ship  # candidates ship/xray-cuka/model.safetensors, ... instead
 
 Measured and pymatgen-simulated patterns go through `Predictor.prepare`, as `powdersym predict` does: d-mapping
 onto the model's grid, Chebyshev background, max-normalisation; the time-of-flight patterns are mapped onto the
@@ -41,12 +42,16 @@ SETS = {
 PER_FILE = ("measured-neutron", "measured-neutron-tof")  # small sets: every file's top 5 is printed
 
 
-def evaluate(set_name: str, instrument: str, device: str = "cpu") -> tuple[dict, EvaluationSet, np.ndarray]:
-    """(summary row, the set, calibrated probabilities [N, 230])."""
+def evaluate(set_name: str, instrument: str, device: str = "cpu", weights: str | None = None) -> tuple[dict, EvaluationSet, np.ndarray]:
+    """(summary row, the set, calibrated probabilities [N, 230]); weights: a folder of candidate models
+    (INSTRUMENT/model.safetensors) to use instead of the shipped ones."""
     start = time.perf_counter()
     data = load_evaluation_set(set_name, device=device)
     loading = time.perf_counter() - start
-    predictor = Predictor.for_instrument(instrument, device=device)
+    if weights:
+        predictor = Predictor.load(f"{weights}/{instrument}/model.safetensors", device=device)
+    else:
+        predictor = Predictor.for_instrument(instrument, device=device)
     start = time.perf_counter()
     logits, _ = predictor.logits(data.model_inputs(predictor))
     seconds = time.perf_counter() - start
@@ -82,14 +87,15 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--device", default="cpu", help="cpu or cuda (simulation of the powdersym sets and the network)")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--weights", default=None, help="folder of candidate models INSTRUMENT/model.safetensors (default: shipped)")
     args = parser.parse_args()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    print(f"date {datetime.date.today()}, commit {commit}, device {args.device}")
+    print(f"date {datetime.date.today()}, commit {commit}, device {args.device}, models {args.weights or 'shipped'}")
     print("| set | model | n | SG top-1 | SG top-5 | SG top-1 (enantiomorphs merged) | crystal system | Bravais | SG top-1 on the most certain 50 % |")
     print("|---|---|---|---|---|---|---|---|---|")
     rows, details = [], []
     for name in args.sets:
-        row, data, probs = evaluate(name, SETS[name], args.device)
+        row, data, probs = evaluate(name, SETS[name], args.device, args.weights)
         rows.append(row)
         print(f"| {name} | {row['model']} | {row['n']} | {row['sg_top1']:.1%} | {row['sg_top5']:.1%} | {row['sg_top1_enantiomorph_merged']:.1%} | "
               f"{row['crystal_system_top1']:.1%} | {row['bravais_top1']:.1%} | {row['sg_top1_at_50pct']:.1%} |", flush=True)  # fmt: skip

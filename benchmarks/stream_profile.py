@@ -23,7 +23,7 @@ from powdersym.simulate import preset, simulate
 
 def sync() -> None:
     if torch.cuda.is_available():
-        sync()
+        torch.cuda.synchronize()
 
 
 def timed(fn, repeats: int = 3) -> float:

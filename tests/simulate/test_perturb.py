@@ -89,6 +89,25 @@ def test_march_dollase_reweights_a_cubic_family_as_computed_by_hand():
     assert float(ratio) == pytest.approx((2 * r**-3 + 4 * r**1.5) / 6, rel=1e-9)
 
 
+def test_march_dollase_angle_in_a_triclinic_cell_matches_cartesian_vectors():
+    """The factor uses the angle between the scattering vector of hkl and the preferred axis (a reciprocal-lattice
+    direction): here against the same angle from Cartesian reciprocal vectors, in an oblique cell."""
+    from powdersym.simulate.perturb import orientation_factors
+    from powdersym.simulate.reflections import enumerate_reflections, reciprocal_metric
+    from powdersym.structures.crystal import lattice_matrix
+
+    lattice = torch.tensor([[5.1, 6.3, 7.7, 78.0, 101.0, 115.0], [4.0, 4.5, 9.0, 90.0, 97.0, 90.0]], dtype=torch.float64)
+    refl = enumerate_reflections(lattice, d_min=1.2)
+    axis = torch.tensor([[1.0, -2.0, 1.0], [0.0, 1.0, 3.0]], dtype=torch.float64)
+    r = torch.tensor([0.6, 1.3], dtype=torch.float64)
+    got = orientation_factors(refl.hkl, refl.d, reciprocal_metric(lattice), Perturbation(march_dollase=r, preferred_axis=axis))
+    recip = torch.linalg.inv(lattice_matrix(lattice)).transpose(-1, -2)  # rows a*, b*, c*
+    q, a = refl.hkl @ recip, (axis[:, None, :] @ recip)  # [B, R, 3], [B, 1, 3]
+    cos = (q * a).sum(-1) / (q.norm(dim=-1) * a.norm(dim=-1)).clamp(min=1e-12)
+    expected = (r[:, None] ** 2 * cos**2 + (1 - cos**2) / r[:, None]) ** -1.5
+    assert torch.allclose(got[refl.mask], expected[refl.mask], rtol=1e-10)
+
+
 def test_size_and_strain_broadening_widths():
     """Scherrer (Lorentzian, K = 0.9) convolved with the Gaussian instrument gives the Voigt FWHM of Olivero &
     Longbothum (1977); microstrain and resolution jitter add Gaussian variance."""

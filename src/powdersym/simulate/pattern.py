@@ -60,7 +60,7 @@ def compute_sticks(
     intensities = 2.0 * f2[..., None] * lp * weights  # 2: both members of the Friedel pair
     if perturbation is not None:
         positions = shift_positions(positions, instrument, perturbation)
-        factors = orientation_factors(refl.hkl, reciprocal_metric(batch.lattice), perturbation)
+        factors = orientation_factors(refl.hkl, refl.d, reciprocal_metric(batch.lattice), perturbation)
         if factors is not None:
             intensities = intensities * factors[..., None]
     missing = ~refl.mask[..., None] | torch.isnan(positions)

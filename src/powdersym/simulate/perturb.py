@@ -60,15 +60,16 @@ def shift_positions(positions: torch.Tensor, inst: Instrument, p: Perturbation) 
     return positions
 
 
-def orientation_factors(hkl: torch.Tensor, metric: torch.Tensor, p: Perturbation) -> torch.Tensor | None:
-    """March-Dollase factor per reflection [B, R] (hkl [B, R, 3], reciprocal metric G* [B, 3, 3]), or None."""
+def orientation_factors(hkl: torch.Tensor, d: torch.Tensor, metric: torch.Tensor, p: Perturbation) -> torch.Tensor | None:
+    """March-Dollase factor per reflection [B, R] (hkl [B, R, 3], d [B, R], reciprocal metric G* [B, 3, 3]), or None."""
     if p.march_dollase is None or p.preferred_axis is None:
         return None
     axis = p.preferred_axis.to(hkl.dtype)
-    dot = torch.einsum("bri,bij,bj->br", hkl, metric, axis)
-    norm_h = torch.einsum("bri,bij,brj->br", hkl, metric, hkl).clamp(min=1e-12).sqrt()
-    norm_a = torch.einsum("bi,bij,bj->b", axis, metric, axis).clamp(min=1e-12).sqrt()
-    cos2 = (dot / (norm_h * norm_a[:, None])).clamp(-1, 1) ** 2
+    metric_axis = (metric @ axis[:, :, None])[:, None, :, 0]  # G* a [B, 1, 3]
+    # h.G*.a / (|h| |a|) with |h| = 1/d: three multiply-adds per reflection (batched matrix-vector products over
+    # [B, R, 3] took a third of the GPU time of an augmented block)
+    cos = (hkl * metric_axis).sum(-1) * d / (metric_axis[:, 0] * axis).sum(-1, keepdim=True).clamp(min=1e-12).sqrt()
+    cos2 = cos.clamp(-1, 1) ** 2
     r = p.march_dollase[:, None]
     return (r**2 * cos2 + (1 - cos2) / r) ** -1.5
 
