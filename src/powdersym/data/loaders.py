@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,10 @@ class SyntheticStream(IterableDataset):
     at a time (None: generate.CUDA_CHUNK on a GPU, simulate's default on the CPU). render_size: patterns
     simulated per call and then yielded batch_size at a time (None: 4096 on a GPU, where a call of 4096 ran twice as
     fast per pattern as one of 512 on an H100, and batch_size on the CPU); a multiple of batch_size.
+    prefetch: draw the next pool of crystals in a background thread while this one is rendered (None: on a GPU).
+    Drawing crystals is bound by Python and kernel launches (the GPU is busy 8 % of the time), rendering by the
+    GPU, so the two overlap; both threads queue work on the same CUDA stream, and every pool has its own seed, so
+    the batches are the same with and without it.
     """
 
     def __init__(
@@ -225,6 +230,7 @@ class SyntheticStream(IterableDataset):
         chunk_size: int | None = None,
         pool_size: int | None = None,
         render_size: int | None = None,
+        prefetch: bool | None = None,
     ) -> None:
         from powdersym.data.generate import SyntheticSettings, augment_config
 
@@ -240,6 +246,7 @@ class SyntheticStream(IterableDataset):
         self.start_step = start_step
         self.max_batches = max_batches
         self.chunk_size = chunk_size
+        self.prefetch = self.device.type == "cuda" if prefetch is None else prefetch
         if render_size is None:
             render_size = max(batch_size, 4096) if self.device.type == "cuda" else batch_size
         self.batches_per_render = max(1, render_size // batch_size)
@@ -248,23 +255,44 @@ class SyntheticStream(IterableDataset):
         # a pool holds whole render blocks
         self.batches_per_pool = max(1, pool_size // batch_size) // self.batches_per_render * self.batches_per_render or self.batches_per_render
 
+    def _pool(self, stream: int, index: int) -> Any:
+        """Pool `index` of random crystals (RandomCrystals) of this stream, from its own seed."""
+        from powdersym.data.generate import block_seed, make_generator, synthetic_crystals
+
+        generator = make_generator(block_seed(self.seed, 2, stream, index), self.device)
+        with torch.no_grad():
+            return synthetic_crystals(self.batch_size * self.batches_per_pool, self.settings, generator, self.device)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, Any]]:
-        from powdersym.data.generate import block_seed, make_generator, render, synthetic_crystals
+        stream, _ = stream_rank()
+        executor = ThreadPoolExecutor(1, thread_name_prefix="crystal-pool") if self.prefetch else None
+        try:
+            yield from self._batches(stream, executor)
+        finally:
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
+
+    def _batches(self, stream: int, executor: ThreadPoolExecutor | None) -> Iterator[tuple[torch.Tensor, Any]]:
+        from powdersym.data.generate import block_seed, make_generator, render
         from powdersym.symmetry import label_tables
 
-        stream, _ = stream_rank()
         tables = label_tables(self.device)
         steps = itertools.count(self.start_step)
+        last = None if self.max_batches is None else self.start_step + self.max_batches - 1
         if self.max_batches is not None:
             steps = itertools.islice(steps, self.max_batches)
-        pool, pool_index, block_index = None, -1, -1
+        pool, pool_index, block_index, upcoming = None, -1, -1, None
         k, b = self.batches_per_render, self.batch_size
         for step in steps:
             if step // self.batches_per_pool != pool_index:
                 pool_index = step // self.batches_per_pool
-                generator = make_generator(block_seed(self.seed, 2, stream, pool_index), self.device)
-                with torch.no_grad():
-                    pool = synthetic_crystals(b * self.batches_per_pool, self.settings, generator, self.device)
+                if upcoming is not None and upcoming[0] == pool_index:
+                    pool = upcoming[1].result()
+                else:
+                    pool = self._pool(stream, pool_index)
+                upcoming = None
+                if executor is not None and (last is None or (pool_index + 1) * self.batches_per_pool <= last):
+                    upcoming = (pool_index + 1, executor.submit(self._pool, stream, pool_index + 1))
             if step // k != block_index:  # render k batches at once; a block's seed depends on its first step
                 block_index = step // k
                 start = (block_index * k % self.batches_per_pool) * b
