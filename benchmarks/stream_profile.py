@@ -37,6 +37,23 @@ def timed(fn, repeats: int = 3) -> float:
     return (time.perf_counter() - start) / repeats
 
 
+def profiled(label: str, fn, rows: int, sorts: tuple[str, ...]) -> None:
+    """Run fn once under torch.profiler; print wall time, the GPU's busy share and the top operations."""
+    from torch.profiler import ProfilerActivity, profile
+
+    sync()
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        fn()
+        sync()
+    wall = time.perf_counter() - start
+    events = prof.key_averages()
+    busy = sum(e.self_device_time_total for e in events) / 1e6
+    print(f"profiled {label}: wall {wall:.3f} s (profiler on), GPU busy {busy:.3f} s ({100 * busy / wall:.0f} %)")
+    for key in sorts:
+        print(events.table(sort_by=key, row_limit=rows, max_name_column_width=60))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--instrument", default="neutron-cw")
@@ -74,30 +91,9 @@ def main() -> None:
             t = timed(lambda: render(block, inst, aug, gen, device, chunk_size=chunk))
             print(f"  chunk {chunk}: {n / t:,.0f} patterns/s", flush=True)
 
-        from torch.profiler import ProfilerActivity, profile
-
-        sync()
-        start = time.perf_counter()
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            render(block, inst, aug, gen, device, chunk_size=1024)
-            sync()
-        wall = time.perf_counter() - start
-        events = prof.key_averages()
-        busy = sum(e.self_device_time_total for e in events) / 1e6
-        print(f"profiled block: wall {wall:.3f} s (profiler on), GPU busy {busy:.3f} s ({100 * busy / wall:.0f} %)")
-        print(events.table(sort_by="self_cuda_time_total", row_limit=args.rows, max_name_column_width=60))
-        print(events.table(sort_by="self_cpu_time_total", row_limit=args.rows, max_name_column_width=60))
-
-        sync()
-        start = time.perf_counter()
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            synthetic_crystals(8192, settings, gen, device)
-            sync()
-        wall = time.perf_counter() - start
-        events = prof.key_averages()
-        busy = sum(e.self_device_time_total for e in events) / 1e6
-        print(f"profiled 8192 crystals: wall {wall:.3f} s, GPU busy {busy:.3f} s ({100 * busy / wall:.0f} %)")
-        print(events.table(sort_by="self_cpu_time_total", row_limit=args.rows, max_name_column_width=60))
+        profiled(f"block of {n}", lambda: render(block, inst, aug, gen, device, chunk_size=1024), args.rows,
+                 ("self_cuda_time_total", "self_cpu_time_total"))  # fmt: skip
+        profiled("8192 crystals", lambda: synthetic_crystals(8192, settings, gen, device), args.rows, ("self_cpu_time_total",))
 
     for pool_size in args.stream_pools:
         for prefetch in (False, True):

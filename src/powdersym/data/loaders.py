@@ -209,7 +209,7 @@ class SyntheticStream(IterableDataset):
     prefetch: draw the next pool of crystals in a background thread while this one is rendered (None: on a GPU).
     Drawing crystals is bound by Python and kernel launches (the GPU is busy 8 % of the time), rendering by the
     GPU, so the two overlap; both threads queue work on the same CUDA stream, and every pool has its own seed, so
-    the batches are the same with and without it.
+    the batches are the same with and without it. Leave it off on a CPU: there both threads need the cores.
     """
 
     def __init__(
