@@ -4,8 +4,7 @@
 
 Stages, each timed alone after a warm-up (CUDA synchronised): drawing a pool of random crystals, simulating a
 block of `--render` of them with and without the realistic per-crystal effects, the pattern-level augmentation,
-then the whole stream (patterns/s into batches of `--batch`) for each --stream-pools size, with and without drawing
-the next pool in a background thread (prefetch). With --chunks, the simulation is repeated at other
+then the whole stream (patterns/s into batches of `--batch`) for each --stream-pools size. With --chunks, the simulation is repeated at other
 chunk sizes. The profiler table lists the operations of one augmented block by GPU time and by CPU time, and the
 share of wall time the GPU was busy (a low share means the stream waits on Python and kernel launches).
 """
@@ -62,7 +61,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--chunks", type=int, nargs="*", default=[])
     parser.add_argument("--seconds", type=float, default=8.0, help="per whole-stream measurement")
-    parser.add_argument("--stream-pools", type=int, nargs="+", default=[65536], help="pool sizes of the whole-stream runs")
+    parser.add_argument("--stream-pools", type=int, nargs="+", default=[262144], help="pool sizes of the whole-stream runs")
     parser.add_argument("--rows", type=int, default=25)
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the CPU: only a check of the script
@@ -96,19 +95,17 @@ def main() -> None:
         profiled("8192 crystals", lambda: synthetic_crystals(8192, settings, gen, device), args.rows, ("self_cpu_time_total",))
 
     for pool_size in args.stream_pools:
-        for prefetch in (False, True):
-            stream = iter(SyntheticStream(args.instrument, args.batch, seed=3, device=device, label_set="sg", augment="realistic",
-                                          pool_size=pool_size, prefetch=prefetch))  # fmt: skip
-            for _ in range(10):
-                next(stream)
-            sync()
-            count, start = 0, time.perf_counter()
-            while time.perf_counter() - start < args.seconds:
-                count += len(next(stream)[0])
-            sync()
-            rate = count / (time.perf_counter() - start)
-            print(f"whole stream, batches of {args.batch}, pool {pool_size}, prefetch {prefetch}: {rate:,.0f} patterns/s", flush=True)
-            stream.close()
+        stream = iter(SyntheticStream(args.instrument, args.batch, seed=3, device=device, label_set="sg", augment="realistic",
+                                      pool_size=pool_size))  # fmt: skip
+        for _ in range(10):
+            next(stream)
+        sync()
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < args.seconds:
+            count += len(next(stream)[0])
+        sync()
+        rate = count / (time.perf_counter() - start)
+        print(f"whole stream, batches of {args.batch}, pool {pool_size}: {rate:,.0f} patterns/s", flush=True)
 
 
 if __name__ == "__main__":

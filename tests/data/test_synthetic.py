@@ -89,22 +89,6 @@ def test_stream_pools_give_the_same_batches_from_any_start():
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(batches[1:], resumed))
 
 
-def test_stream_drawing_the_next_pool_in_a_thread_gives_the_same_batches():
-    """prefetch (the default on a GPU) draws pool k + 1 in a background thread while pool k is rendered: the
-    batches are those of the plain stream, across pool boundaries and when the consumer stops early."""
-    def batches(prefetch: bool, n: int = 5) -> list:
-        stream = SyntheticStream("neutron-cw", 4, seed=3, max_batches=n, pool_size=8, target="space_group",
-                                 augment="realistic", prefetch=prefetch)  # fmt: skip
-        return list(stream)
-
-    plain, threaded = batches(False), batches(True)
-    assert len(threaded) == 5
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(plain, threaded))
-    stream = iter(SyntheticStream("neutron-cw", 4, seed=3, pool_size=8, target="space_group", prefetch=True))
-    next(stream)
-    stream.close()  # an endless stream abandoned with a pool in flight shuts its thread down
-
-
 def test_stream_rendering_several_batches_at_once_resumes_mid_block():
     """With render_size = 3 batches, the batches of one render block are the same whether the stream starts at
     the block or resumes in the middle of it (start_step), and labels stay with their patterns."""

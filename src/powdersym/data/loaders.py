@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,11 @@ from powdersym.data.store import DatasetFormatError, check_pattern_file, chunk_o
 from powdersym.simulate import Instrument, preset
 
 Target = str | Sequence[str] | None
+
+# Crystals drawn per call on a GPU: a call costs a near-fixed number of kernel launches, so larger pools are cheaper
+# per crystal. Whole neutron-cw stream on an H200 (batches of 512, realistic augmentation): 30.1 k patterns/s with
+# pools of 65,536, 46.3 k/s with 262,144 (benchmarks/stream_profile.py). Under 1 GB of GPU memory (<= 64 atoms each).
+CUDA_POOL = 262_144
 
 
 def _select(labels: dict[str, torch.Tensor], target: Target) -> Any:
@@ -196,8 +200,9 @@ class SyntheticStream(IterableDataset):
     """An endless stream of batches of random crystals -> patterns -> augmentations, generated on `device`.
 
     Yields (patterns [batch_size, P], target) batch by batch; use DataLoader(stream, batch_size=None). Crystals are
-    drawn `pool_size` at a time (the generator has a fixed cost per call of about 3 s on a GPU, so the default there
-    is 65536 crystals, rendered batch by batch) and every crystal is used once. Pools and batches have their own
+    drawn `pool_size` at a time (a call of the generator costs a near-fixed number of kernel launches on a GPU, so
+    the default there is CUDA_POOL crystals, or what max_batches needs if fewer, rendered batch by batch) and every
+    crystal is used once. Pools and batches have their own
     seeds from (seed, stream, index), where the stream is this process's rank and DataLoader worker: workers and
     ranks never repeat each other's crystals, and a run is reproducible (start_step skips to a batch, e.g. when
     resuming training). On a GPU generate in the main process (num_workers=0): CUDA does not survive fork.
@@ -206,10 +211,6 @@ class SyntheticStream(IterableDataset):
     at a time (None: generate.CUDA_CHUNK on a GPU, simulate's default on the CPU). render_size: patterns
     simulated per call and then yielded batch_size at a time (None: 4096 on a GPU, where a call of 4096 ran twice as
     fast per pattern as one of 512 on an H100, and batch_size on the CPU); a multiple of batch_size.
-    prefetch: draw the next pool of crystals in a background thread while this one is rendered (None: on a GPU).
-    Drawing crystals is bound by Python and kernel launches (the GPU is busy 8 % of the time), rendering by the
-    GPU, so the two overlap; both threads queue work on the same CUDA stream, and every pool has its own seed, so
-    the batches are the same with and without it. Leave it off on a CPU: there both threads need the cores.
     """
 
     def __init__(
@@ -230,7 +231,6 @@ class SyntheticStream(IterableDataset):
         chunk_size: int | None = None,
         pool_size: int | None = None,
         render_size: int | None = None,
-        prefetch: bool | None = None,
     ) -> None:
         from powdersym.data.generate import SyntheticSettings, augment_config
 
@@ -246,53 +246,33 @@ class SyntheticStream(IterableDataset):
         self.start_step = start_step
         self.max_batches = max_batches
         self.chunk_size = chunk_size
-        self.prefetch = self.device.type == "cuda" if prefetch is None else prefetch
         if render_size is None:
             render_size = max(batch_size, 4096) if self.device.type == "cuda" else batch_size
         self.batches_per_render = max(1, render_size // batch_size)
         if pool_size is None:
-            pool_size = 65536 if self.device.type == "cuda" else batch_size
+            pool_size = CUDA_POOL if self.device.type == "cuda" else batch_size
+            if max_batches is not None:  # a finite stream (e.g. validation) draws no more crystals than it uses
+                pool_size = min(pool_size, max_batches * batch_size)
         # a pool holds whole render blocks
         self.batches_per_pool = max(1, pool_size // batch_size) // self.batches_per_render * self.batches_per_render or self.batches_per_render
 
-    def _pool(self, stream: int, index: int) -> Any:
-        """Pool `index` of random crystals (RandomCrystals) of this stream, from its own seed."""
-        from powdersym.data.generate import block_seed, make_generator, synthetic_crystals
-
-        generator = make_generator(block_seed(self.seed, 2, stream, index), self.device)
-        with torch.no_grad():
-            return synthetic_crystals(self.batch_size * self.batches_per_pool, self.settings, generator, self.device)
-
     def __iter__(self) -> Iterator[tuple[torch.Tensor, Any]]:
-        stream, _ = stream_rank()
-        executor = ThreadPoolExecutor(1, thread_name_prefix="crystal-pool") if self.prefetch else None
-        try:
-            yield from self._batches(stream, executor)
-        finally:
-            if executor is not None:
-                executor.shutdown(wait=True, cancel_futures=True)
-
-    def _batches(self, stream: int, executor: ThreadPoolExecutor | None) -> Iterator[tuple[torch.Tensor, Any]]:
-        from powdersym.data.generate import block_seed, make_generator, render
+        from powdersym.data.generate import block_seed, make_generator, render, synthetic_crystals
         from powdersym.symmetry import label_tables
 
+        stream, _ = stream_rank()
         tables = label_tables(self.device)
         steps = itertools.count(self.start_step)
-        last = None if self.max_batches is None else self.start_step + self.max_batches - 1
         if self.max_batches is not None:
             steps = itertools.islice(steps, self.max_batches)
-        pool, pool_index, block_index, upcoming = None, -1, -1, None
+        pool, pool_index, block_index = None, -1, -1
         k, b = self.batches_per_render, self.batch_size
         for step in steps:
             if step // self.batches_per_pool != pool_index:
                 pool_index = step // self.batches_per_pool
-                if upcoming is not None and upcoming[0] == pool_index:
-                    pool = upcoming[1].result()
-                else:
-                    pool = self._pool(stream, pool_index)
-                upcoming = None
-                if executor is not None and (last is None or (pool_index + 1) * self.batches_per_pool <= last):
-                    upcoming = (pool_index + 1, executor.submit(self._pool, stream, pool_index + 1))
+                generator = make_generator(block_seed(self.seed, 2, stream, pool_index), self.device)
+                with torch.no_grad():
+                    pool = synthetic_crystals(b * self.batches_per_pool, self.settings, generator, self.device)
             if step // k != block_index:  # render k batches at once; a block's seed depends on its first step
                 block_index = step // k
                 start = (block_index * k % self.batches_per_pool) * b
