@@ -115,17 +115,21 @@ class SGAN(L.LightningModule):
         return self.net.discriminator(x)
 
     def _generator_loss(self, unlabelled: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """Eq. 2 or feature matching, with real and generated patterns in one discriminator batch (see training_step)."""
+        """Eq. 2 or feature matching, generated patterns normalised with the statistics of the real ones in their batch
+        (see training_step); the running statistics are left as the discriminator step made them."""
         from powdersym.models import feature_matching_loss, generator_loss
+        from powdersym.models.sgan import real_statistics
 
         discriminator, n = self.net.discriminator, len(unlabelled)
-        if self.config.generator_loss == "feature_matching":
-            real, generated = discriminator.features(torch.cat([unlabelled, fake])).split([n, len(fake)])
-            return feature_matching_loss(real, generated)
-        return generator_loss(discriminator(torch.cat([unlabelled, fake]))[n:])
+        with real_statistics(discriminator, n, update=False):
+            if self.config.generator_loss == "feature_matching":
+                real, generated = discriminator.features(torch.cat([unlabelled, fake])).split([n, len(fake)])
+                return feature_matching_loss(real, generated)
+            return generator_loss(discriminator(torch.cat([unlabelled, fake]))[n:])
 
     def training_step(self, batch, batch_idx: int) -> None:
         from powdersym.models import discriminator_loss
+        from powdersym.models.sgan import real_statistics
 
         (x, labels), (unlabelled, _) = batch["labelled"], batch["unlabelled"]
         target = class_target(labels, self.config.labels)
@@ -133,11 +137,13 @@ class SGAN(L.LightningModule):
         generator, discriminator = self.net.generator, self.net.discriminator
         noise = generator.sample_noise(len(unlabelled), device=unlabelled.device)
         fake = generator(noise).reshape(len(unlabelled), -1)  # [B, P]
-        # one discriminator batch of unlabelled, generated and labelled patterns: with BatchNorm, separate batches
-        # are normalised by their own statistics, which tells generated from real by batch alone (measured: the SGAN
-        # then stays at chance); with the published LayerNorm, per pattern, this is the same as three batches
-        logits = discriminator(torch.cat([unlabelled, fake.detach(), x]))
-        real_logits, fake_logits, labelled_logits = logits.split([len(unlabelled), len(fake), len(x)])
+        # one discriminator batch of unlabelled, labelled and generated patterns, BatchNorm normalising all of them
+        # with the statistics of the real ones (real_statistics says why: with the generated ones in the statistics
+        # the evaluated classifier gave uniform outputs); with the published LayerNorm this is three separate batches
+        n_real = len(unlabelled) + len(x)
+        with real_statistics(discriminator, n_real):
+            logits = discriminator(torch.cat([unlabelled, x, fake.detach()]))
+        real_logits, labelled_logits, fake_logits = logits.split([len(unlabelled), len(x), len(fake)])
         d_loss = discriminator_loss(real_logits, fake_logits, labelled_logits, target)
         d_optimiser.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
