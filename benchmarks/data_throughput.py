@@ -12,7 +12,7 @@ Pipelines timed (each gives patterns/s of batches ready for a loss: patterns [B,
            few crystals with a time limit each, on one CPU core (it is single-threaded Python).
 
     python benchmarks/data_throughput.py                          # neutron-cw; about 1-2 minutes on 2 CPU cores
-    python benchmarks/data_throughput.py --gpu-batch 4096 16384 --json out.json
+    python benchmarks/data_throughput.py --gpu-batch 512 4096 --json out.json
 """
 
 from __future__ import annotations
@@ -185,8 +185,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--instrument", default="neutron-cw")
     parser.add_argument("--cpu-batch", type=int, default=256)
-    parser.add_argument("--gpu-batch", type=int, nargs="+", default=[4096, 16384], help="CUDA batch sizes to try")
-    parser.add_argument("--gpu-chunk", type=int, default=256, help="crystals simulated at a time on CUDA")
+    parser.add_argument("--gpu-batch", type=int, nargs="+", default=[512, 4096], help="CUDA batch sizes to try (512: the shipped models' training batch)")
+    parser.add_argument("--gpu-chunk", type=int, default=None, help="crystals simulated at a time on CUDA (default: the stream's, generate.CUDA_CHUNK)")
     parser.add_argument("--seconds", type=float, default=8.0, help="time per measurement")
     parser.add_argument("--max-atoms", type=int, default=50, help="spglib structures with at most this many atoms (render, stored)")
     parser.add_argument("--reference-crystals", type=int, default=24, help="crystals for pyxtal + pymatgen")
