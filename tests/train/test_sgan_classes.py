@@ -29,7 +29,7 @@ def running_statistics(tmp_path, data: str, generated_intensity: float, monkeypa
     forward = Generator.forward
     monkeypatch.setattr(Generator, "forward", lambda self, z: forward(self, z) * 0 + generated_intensity)
     config = TrainConfig(model="resnet1d", labels="sg144", data=data, out=str(tmp_path / f"run{generated_intensity}"),
-                         max_steps=2, batch_size=8, sgan=True, labelled_fraction=0.5, model_kwargs={"norm": "batch"},
+                         max_steps=1, batch_size=8, sgan=True, labelled_fraction=0.5, model_kwargs={"norm": "batch"},
                          discriminator_lr=5e-4, generator_lr=1e-4, validate_every=1, checkpoint_every=10,
                          num_workers=0, progress=False, patience=None, validation_fraction=0.1, test_fraction=0.1)  # fmt: skip
     state = load_model(train(config).model_path).net.state_dict()

@@ -83,14 +83,33 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path, tiny_dataset):
     assert not all(torch.allclose(a[k], half.net.state_dict()[k], atol=1e-6) for k in a)
 
 
-def test_sgan_trains_on_labelled_and_unlabelled_rows(tmp_path, tiny_dataset):
+def test_sgan_trains_on_labelled_and_unlabelled_rows(tmp_path, tiny_dataset, monkeypatch):
+    from powdersym.train.module import SGAN
+
+    batches = []
+    step = SGAN.training_step
+    monkeypatch.setattr(SGAN, "training_step", lambda self, batch, i: batches.append(i) or step(self, batch, i))
     config = run_config(tmp_path, tiny_dataset, sgan=True, labelled_fraction=0.5, max_steps=6, validate_every=3,
                         discriminator_lr=1e-3, generator_lr=1e-3)  # fmt: skip
     result = train(config)
-    assert result.steps == 6  # manual optimisation: one step per batch, two optimisers
+    # steps count batches, as for supervised runs (Lightning's global step counts both optimisers: 12)
+    assert result.steps == 6 and len(batches) == 6
     saved = load_model(result.model_path)
     assert saved.net(torch.rand(2, COARSE.grid().size)).shape == (2, 7)
     assert "val_acc" in result.metrics
+
+
+def test_resumed_sgan_run_matches_uninterrupted_run(tmp_path, tiny_dataset):
+    """The resumed SGAN continues with the batches and noise it would have drawn (the batch sampler restarts at the
+    batch reached, not at Lightning's count of optimiser steps)."""
+    common = dict(sgan=True, labelled_fraction=0.5, checkpoint_every=3, validate_every=3, discriminator_lr=1e-3,
+                  generator_lr=1e-3)  # fmt: skip
+    whole = train(run_config(tmp_path / "a", tiny_dataset, max_steps=6, **common))
+    train(run_config(tmp_path / "b", tiny_dataset, max_steps=3, **common))
+    resumed = train(run_config(tmp_path / "b", tiny_dataset, max_steps=6, **common), resume=True)
+    assert resumed.steps == whole.steps == 6
+    a, b = load_model(whole.model_path).net.state_dict(), load_model(resumed.model_path).net.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
 def test_sgan_with_feature_matching_moves_the_generator(tmp_path, tiny_dataset):

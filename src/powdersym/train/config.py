@@ -131,6 +131,12 @@ class TrainConfig:
             raise ValueError("batch_size and max_steps must be positive")
 
     @property
+    def optimiser_steps(self) -> int:
+        """Optimiser steps per training batch: Lightning's global step counts them (SGAN: discriminator and
+        generator, 2); max_steps, checkpoint_every and the reported steps count batches."""
+        return 2 if self.sgan else 1
+
+    @property
     def synthetic(self) -> bool:
         return self.data == "synthetic"
 

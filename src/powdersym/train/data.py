@@ -77,7 +77,7 @@ class PatternData(L.LightningDataModule):
 
     def _start_step(self) -> int:
         trainer = getattr(self, "trainer", None)
-        return int(trainer.global_step) if trainer is not None else 0
+        return int(trainer.global_step) // self.config.optimiser_steps if trainer is not None else 0
 
     def _rank_world(self) -> tuple[int, int]:
         """(global rank, number of processes) of this process in a DDP run; (0, 1) otherwise."""

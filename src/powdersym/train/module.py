@@ -135,7 +135,11 @@ class SGAN(L.LightningModule):
         target = class_target(labels, self.config.labels)
         d_optimiser, g_optimiser = self.optimizers()
         generator, discriminator = self.net.generator, self.net.discriminator
-        noise = generator.sample_noise(len(unlabelled), device=unlabelled.device)
+        # noise seeded by (run seed, rank, batch): a resumed run draws what the uninterrupted one would have
+        batch_seed = np.random.SeedSequence([self.config.seed, self.trainer.global_rank, self.trainer.global_step // self.config.optimiser_steps, 1])
+        noise_rng = torch.Generator(device=unlabelled.device)
+        noise_rng.manual_seed(int(batch_seed.generate_state(1)[0]))
+        noise = generator.sample_noise(len(unlabelled), device=unlabelled.device, generator=noise_rng)
         fake = generator(noise).reshape(len(unlabelled), -1)  # [B, P]
         # one discriminator batch of unlabelled, labelled and generated patterns, BatchNorm normalising all of them
         # with the statistics of the real ones (real_statistics says why: with the generated ones in the statistics

@@ -126,7 +126,8 @@ def trainer_for(config: TrainConfig, out: Path) -> L.Trainer:
     gpu = torch.cuda.is_available() and config.accelerator in ("auto", "gpu", "cuda")
     precision = config.precision or ("bf16-mixed" if gpu else "32-true")
     callbacks: list = [
-        ModelCheckpoint(dirpath=out / "checkpoints", every_n_train_steps=config.checkpoint_every, save_last=True, save_top_k=0),
+        ModelCheckpoint(dirpath=out / "checkpoints", every_n_train_steps=config.checkpoint_every * config.optimiser_steps,
+                        save_last=True, save_top_k=0),
         ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_loss", mode="min", save_top_k=1),
     ]
     if config.patience is not None:
@@ -135,7 +136,7 @@ def trainer_for(config: TrainConfig, out: Path) -> L.Trainer:
     if importlib.util.find_spec("tensorboard") is not None:
         loggers.append(TensorBoardLogger(out, name="tensorboard", version=""))
     return L.Trainer(
-        max_steps=config.max_steps, max_time=None if config.max_minutes is None else {"seconds": 60 * config.max_minutes},
+        max_steps=config.max_steps * config.optimiser_steps, max_time=None if config.max_minutes is None else {"seconds": 60 * config.max_minutes},
         val_check_interval=config.validate_every, check_val_every_n_epoch=None,
         limit_val_batches=None, num_sanity_val_steps=0, accelerator=config.accelerator, devices=config.devices,
         strategy=strategy_for(config), precision=precision, callbacks=callbacks, logger=loggers, log_every_n_steps=config.log_every,
@@ -179,11 +180,12 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         meta = {
             "model": config.model, "label_set": config.labels, "classes": classes, "lattice_scaler": scaler,
             "instrument": dataclasses.asdict(instrument), "normalisation": "max", "temperature": 1.0,
-            "training": {**data.describe(), "steps": int(trainer.global_step), "seconds": round(seconds, 1),
+            "training": {**data.describe(), "steps": trainer.global_step // config.optimiser_steps, "seconds": round(seconds, 1),
                          "hardware": hardware if trainer.world_size == 1 else f"{trainer.world_size} x {hardware} (DDP)",
                          "commit": git_commit(), "config": config.as_dict(), "sgan": config.sgan},
             "metrics": metrics,
         }  # fmt: skip
         save_model(out / "model.safetensors", net.discriminator if config.sgan else net, meta)
         (out / "result.json").write_text(json.dumps(metrics, indent=1))
-    return TrainResult(out / "model.safetensors", checkpoint if checkpoint.is_file() else None, int(trainer.global_step), seconds, metrics)
+    return TrainResult(out / "model.safetensors", checkpoint if checkpoint.is_file() else None, trainer.global_step // config.optimiser_steps, seconds,
+                       metrics)
