@@ -136,7 +136,8 @@ class SGAN(L.LightningModule):
         d_optimiser, g_optimiser = self.optimizers()
         generator, discriminator = self.net.generator, self.net.discriminator
         # noise seeded by (run seed, rank, batch): a resumed run draws what the uninterrupted one would have
-        batch_seed = np.random.SeedSequence([self.config.seed, self.trainer.global_rank, self.trainer.global_step // self.config.optimiser_steps, 1])
+        batch = self.trainer.global_step // self.config.optimiser_steps
+        batch_seed = np.random.SeedSequence([self.config.seed, self.trainer.global_rank, batch, 1])
         noise_rng = torch.Generator(device=unlabelled.device)
         noise_rng.manual_seed(int(batch_seed.generate_state(1)[0]))
         noise = generator.sample_noise(len(unlabelled), device=unlabelled.device, generator=noise_rng)

@@ -169,6 +169,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=str(checkpoint) if resume else None)
     seconds = time.perf_counter() - start
+    steps = trainer.global_step // config.optimiser_steps  # batches trained
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     if trainer.is_global_zero:  # under DDP the other processes only trained; rank 0 exports
         best = trainer.checkpoint_callbacks[1].best_model_path if len(trainer.checkpoint_callbacks) > 1 else ""
@@ -180,12 +181,11 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         meta = {
             "model": config.model, "label_set": config.labels, "classes": classes, "lattice_scaler": scaler,
             "instrument": dataclasses.asdict(instrument), "normalisation": "max", "temperature": 1.0,
-            "training": {**data.describe(), "steps": trainer.global_step // config.optimiser_steps, "seconds": round(seconds, 1),
+            "training": {**data.describe(), "steps": steps, "seconds": round(seconds, 1),
                          "hardware": hardware if trainer.world_size == 1 else f"{trainer.world_size} x {hardware} (DDP)",
                          "commit": git_commit(), "config": config.as_dict(), "sgan": config.sgan},
             "metrics": metrics,
         }  # fmt: skip
         save_model(out / "model.safetensors", net.discriminator if config.sgan else net, meta)
         (out / "result.json").write_text(json.dumps(metrics, indent=1))
-    return TrainResult(out / "model.safetensors", checkpoint if checkpoint.is_file() else None, trainer.global_step // config.optimiser_steps, seconds,
-                       metrics)
+    return TrainResult(out / "model.safetensors", checkpoint if checkpoint.is_file() else None, steps, seconds, metrics)
