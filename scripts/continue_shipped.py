@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from powdersym.predict import shipped_model
@@ -29,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     weights = shipped_model(args.name)
     config = TrainConfig.from_dict(json.loads(weights.with_suffix(".json").read_text())["training"]["config"])
-    changes = dict(out=str(args.out / args.name), init=str(weights), max_minutes=args.minutes, lr=args.lr, seed=args.seed,
+    changes = dict(out=str(args.out / args.name), init=os.path.relpath(weights),  # no machine paths in the JSON max_minutes=args.minutes, lr=args.lr, seed=args.seed,
                    balance=args.balance, max_steps=1_000_000)  # fmt: skip
     result = train(TrainConfig(**{**config.as_dict(), **changes}))
     metrics = {k: round(v, 4) for k, v in result.metrics.items() if k.startswith("val")}
