@@ -30,8 +30,9 @@ def main() -> None:
     args = parser.parse_args()
     weights = shipped_model(args.name)
     config = TrainConfig.from_dict(json.loads(weights.with_suffix(".json").read_text())["training"]["config"])
-    changes = dict(out=str(args.out / args.name), init=os.path.relpath(weights),  # no machine paths in the JSON max_minutes=args.minutes, lr=args.lr, seed=args.seed,
-                   balance=args.balance, max_steps=1_000_000)  # fmt: skip
+    # init relative to the checkout: no machine paths in the exported JSON
+    changes = dict(out=str(args.out / args.name), init=os.path.relpath(weights), max_minutes=args.minutes, lr=args.lr,
+                   seed=args.seed, balance=args.balance, max_steps=1_000_000)  # fmt: skip
     result = train(TrainConfig(**{**config.as_dict(), **changes}))
     metrics = {k: round(v, 4) for k, v in result.metrics.items() if k.startswith("val")}
     print(f"{args.name}: {result.steps} steps in {result.seconds:.0f} s; {metrics}", flush=True)
