@@ -61,8 +61,19 @@ def rate(step, batch: int, device: str, seconds: float, warmup: int = 1) -> floa
 def time_stream(instrument: str, batch: int, device: str, seconds: float, chunk: int | None) -> float:
     from powdersym.data import SyntheticStream
 
-    stream = iter(SyntheticStream(instrument, batch, device=device, augment="realistic", chunk_size=chunk))
-    return rate(lambda: next(stream), batch, device, seconds)
+    source = SyntheticStream(instrument, batch, device=device, augment="realistic", chunk_size=chunk)
+    stream, cycle = iter(source), source.batches_per_pool
+    # warm-up: the whole first pool of crystals (kernels compiled, caches filled); then whole pool cycles, so that
+    # the crystal draws are counted as often as training meets them
+    for _ in range(cycle):
+        next(stream)
+    synchronise(device)
+    start, batches = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds or batches % cycle:
+        next(stream)
+        batches += 1
+    synchronise(device)
+    return batches * batch / (time.perf_counter() - start)
 
 
 def time_render(crystals: list, instrument: str, batch: int, device: str, seconds: float, chunk: int | None) -> float:

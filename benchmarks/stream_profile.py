@@ -4,8 +4,9 @@
 
 Stages, each timed alone after a warm-up (CUDA synchronised): drawing a pool of random crystals, simulating a
 block of `--render` of them with and without the realistic per-crystal effects, the pattern-level augmentation,
-then the whole stream (patterns/s into batches of `--batch`) for each --stream-pools size. With --chunks, the simulation is repeated at other
-chunk sizes. The profiler table lists the operations of one augmented block by GPU time and by CPU time, and the
+then the whole stream (patterns/s into batches of `--batch`) for each --stream-pools size: the first pool is the
+warm-up (kernels compiled, caches filled), the figure is one whole pool cycle after it, its crystal draw included.
+With --chunks, the simulation is repeated at other chunk sizes; --stream-only skips everything but the whole stream. The profiler table lists the operations of one augmented block by GPU time and by CPU time, and the
 share of wall time the GPU was busy (a low share means the stream waits on Python and kernel launches).
 """
 
@@ -53,18 +54,8 @@ def profiled(label: str, fn, rows: int, sorts: tuple[str, ...]) -> None:
         print(events.table(sort_by=key, row_limit=rows, max_name_column_width=60))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--instrument", default="neutron-cw")
-    parser.add_argument("--pool", type=int, default=65536)
-    parser.add_argument("--render", type=int, default=4096)
-    parser.add_argument("--batch", type=int, default=512)
-    parser.add_argument("--chunks", type=int, nargs="*", default=[])
-    parser.add_argument("--seconds", type=float, default=8.0, help="per whole-stream measurement")
-    parser.add_argument("--stream-pools", type=int, nargs="+", default=[262144], help="pool sizes of the whole-stream runs")
-    parser.add_argument("--rows", type=int, default=25)
-    args = parser.parse_args()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the CPU: only a check of the script
+def stages(args: argparse.Namespace, device: torch.device) -> None:
+    """Each stage of the stream timed alone, the chunk sizes, and the profiler tables."""
     inst = preset(args.instrument)
     aug = augment_config("realistic", inst)
     settings = SyntheticSettings("sg", None, None, aug)
@@ -94,18 +85,44 @@ def main() -> None:
                  ("self_cuda_time_total", "self_cpu_time_total"))  # fmt: skip
         profiled("8192 crystals", lambda: synthetic_crystals(8192, settings, gen, device), args.rows, ("self_cpu_time_total",))
 
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--instrument", default="neutron-cw")
+    parser.add_argument("--pool", type=int, default=65536)
+    parser.add_argument("--render", type=int, default=4096)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--chunks", type=int, nargs="*", default=[])
+    parser.add_argument("--stream-pools", type=int, nargs="+", default=[262144], help="pool sizes of the whole-stream runs")
+    parser.add_argument("--rows", type=int, default=25)
+    parser.add_argument("--stream-only", action="store_true", help="only the whole-stream measurements")
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the CPU: only a check of the script
+    if not args.stream_only:
+        stages(args, device)
     for pool_size in args.stream_pools:
-        stream = iter(SyntheticStream(args.instrument, args.batch, seed=3, device=device, label_set="sg", augment="realistic",
-                                      pool_size=pool_size))  # fmt: skip
-        for _ in range(10):
+        source = SyntheticStream(args.instrument, args.batch, seed=3, device=device, label_set="sg", augment="realistic",
+                                 pool_size=pool_size)  # fmt: skip
+        stream, cycle = iter(source), source.batches_per_pool
+        # warm-up: the whole first pool (every kernel shape met early is compiled or cached by then); then exactly
+        # one pool cycle, its crystal draw included, so the figure is what training sees on average
+        start = time.perf_counter()
+        next(stream)
+        sync()
+        first = time.perf_counter() - start
+        for _ in range(cycle - 1):
             next(stream)
         sync()
+        warm = time.perf_counter() - start
         count, start = 0, time.perf_counter()
-        while time.perf_counter() - start < args.seconds:
+        for _ in range(cycle):
             count += len(next(stream)[0])
         sync()
-        rate = count / (time.perf_counter() - start)
-        print(f"whole stream, batches of {args.batch}, pool {pool_size}: {rate:,.0f} patterns/s", flush=True)
+        seconds = time.perf_counter() - start
+        print(f"whole stream, batches of {args.batch}, pool {pool_size}: {count / seconds:,.0f} patterns/s over one pool "
+              f"cycle ({count:,} patterns in {seconds:.1f} s, crystal draw included); first pool {count / warm:,.0f}/s "
+              f"(first batch after {first:.1f} s)", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

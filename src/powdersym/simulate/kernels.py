@@ -34,7 +34,10 @@ def usable(*tensors: torch.Tensor) -> bool:
 
 if triton is not None:
 
-    @triton.jit
+    # R, N, T vary from chunk to chunk: without do_not_specialize Triton compiles a variant (seconds each) for every
+    # combination of "== 1" and "divisible by 16" among them that a stream meets. They only bound loops and masks,
+    # so one compiled variant serves all.
+    @triton.jit(do_not_specialize=["R", "N", "T"])
     def _structure_factor_kernel(hkl_ptr, coords_ptr, occupancy_ptr, type_ptr, factors_ptr, out_ptr, R, N, T,
                                  BLOCK: tl.constexpr):  # fmt: skip
         crystal = tl.program_id(0)
