@@ -83,7 +83,8 @@ def stages(args: argparse.Namespace, device: torch.device) -> None:
 
         profiled(f"block of {n}", lambda: render(block, inst, aug, gen, device, chunk_size=1024), args.rows,
                  ("self_cuda_time_total", "self_cpu_time_total"))  # fmt: skip
-        profiled("8192 crystals", lambda: synthetic_crystals(8192, settings, gen, device), args.rows, ("self_cpu_time_total",))
+        profiled(f"pool of {args.pool} crystals", lambda: synthetic_crystals(args.pool, settings, gen, device), args.rows,
+                 ("self_cuda_time_total", "self_cpu_time_total"))  # fmt: skip
 
 
 
@@ -94,7 +95,7 @@ def main() -> None:
     parser.add_argument("--render", type=int, default=4096)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--chunks", type=int, nargs="*", default=[])
-    parser.add_argument("--stream-pools", type=int, nargs="+", default=[262144], help="pool sizes of the whole-stream runs")
+    parser.add_argument("--stream-pools", type=int, nargs="*", default=[262144], help="pool sizes of the whole-stream runs (none: skip)")
     parser.add_argument("--rows", type=int, default=25)
     parser.add_argument("--stream-only", action="store_true", help="only the whole-stream measurements")
     args = parser.parse_args()
