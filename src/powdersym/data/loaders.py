@@ -26,10 +26,11 @@ from powdersym.simulate import Instrument, preset
 Target = str | Sequence[str] | None
 
 # Crystals drawn per call on a GPU: a call costs a near-fixed number of kernel launches, so larger pools are cheaper
-# per crystal. Whole neutron-cw stream on an H200 (batches of 512, realistic augmentation, one whole pool cycle,
-# benchmarks/stream_profile.py, 2026-12-04): 36.3 k patterns/s with pools of 262,144, 40.8 k/s with 524,288.
-# Under 2 GB of GPU memory (<= 64 atoms each).
-CUDA_POOL = 524_288
+# per crystal, up to about this size. Whole neutron-cw stream on an H200 (batches of 512, realistic augmentation,
+# one whole pool cycle after a warm-up pool, benchmarks/stream_profile.py, 2026-12-04): 36.3 k and 42.7 k patterns/s
+# with pools of 262,144, 40.8 k and 43.5 k/s with 524,288 (the first of a process is the slower): no gain from the
+# larger pool beyond run-to-run spread. Under 1 GB of GPU memory (<= 64 atoms each).
+CUDA_POOL = 262_144
 
 
 def _select(labels: dict[str, torch.Tensor], target: Target) -> Any:
