@@ -6,7 +6,8 @@ Stages, each timed alone after a warm-up (CUDA synchronised): drawing a pool of 
 block of `--render` of them with and without the realistic per-crystal effects, the pattern-level augmentation,
 then the whole stream (patterns/s into batches of `--batch`) for each --stream-pools size: the first pool is the
 warm-up (kernels compiled, caches filled), the figure is one whole pool cycle after it, its crystal draw included.
-With --chunks, the simulation is repeated at other chunk sizes; --stream-only skips everything but the whole stream. The profiler table lists the operations of one augmented block by GPU time and by CPU time, and the
+With --chunks, the simulation is repeated at other chunk sizes; --stream-only skips everything but the whole stream;
+--workers 0 2 times the stream in the main process and from two spawned DataLoader processes generating beside it. The profiler table lists the operations of one augmented block by GPU time and by CPU time, and the
 share of wall time the GPU was busy (a low share means the stream waits on Python and kernel launches).
 """
 
@@ -16,6 +17,7 @@ import argparse
 import time
 
 import torch
+from torch.utils.data import DataLoader
 
 from powdersym.data import SyntheticStream
 from powdersym.data.generate import SyntheticSettings, augment_config, make_generator, render, synthetic_crystals
@@ -98,32 +100,54 @@ def main() -> None:
     parser.add_argument("--stream-pools", type=int, nargs="*", default=[262144], help="pool sizes of the whole-stream runs (none: skip)")
     parser.add_argument("--rows", type=int, default=25)
     parser.add_argument("--stream-only", action="store_true", help="only the whole-stream measurements")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0],
+                        help="DataLoader processes of the whole-stream runs (0: the main process; >0: spawned workers)")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the CPU: only a check of the script
     if not args.stream_only:
         stages(args, device)
     for pool_size in args.stream_pools:
-        source = SyntheticStream(args.instrument, args.batch, seed=3, device=device, label_set="sg", augment="realistic",
-                                 pool_size=pool_size)  # fmt: skip
-        stream, cycle = iter(source), source.batches_per_pool
-        # warm-up: the whole first pool (every kernel shape met early is compiled or cached by then); then exactly
-        # one pool cycle, its crystal draw included, so the figure is what training sees on average
-        start = time.perf_counter()
-        next(stream)
-        sync()
-        first = time.perf_counter() - start
-        for _ in range(cycle - 1):
-            next(stream)
-        sync()
-        warm = time.perf_counter() - start
-        count, start = 0, time.perf_counter()
-        for _ in range(cycle):
-            count += len(next(stream)[0])
-        sync()
-        seconds = time.perf_counter() - start
-        print(f"whole stream, batches of {args.batch}, pool {pool_size}: {count / seconds:,.0f} patterns/s over one pool "
-              f"cycle ({count:,} patterns in {seconds:.1f} s, crystal draw included); first pool {count / warm:,.0f}/s "
-              f"(first batch after {first:.1f} s)", flush=True)  # fmt: skip
+        for workers in args.workers:
+            whole_stream(args, device, pool_size, workers)
+
+
+def whole_stream(args: argparse.Namespace, device: torch.device, pool_size: int, workers: int) -> None:
+    """Patterns/s of the whole stream over pool cycles; with workers, each spawned process generates its own pools
+    on the device and hands the batches over (CUDA IPC), so generation runs beside the consumer."""
+    source = SyntheticStream(args.instrument, args.batch, seed=3, device=device, label_set="sg", augment="realistic",
+                             pool_size=pool_size)  # fmt: skip
+    if workers:
+        loader = DataLoader(source, batch_size=None, num_workers=workers, multiprocessing_context="spawn", prefetch_factor=4)
+        stream = iter(loader)
+    else:
+        stream = iter(source)
+    cycle = source.batches_per_pool * max(workers, 1)  # every worker draws its own pools
+    checksum = torch.zeros((), device=device)
+
+    def take() -> int:
+        nonlocal checksum
+        patterns = next(stream)[0]
+        checksum = checksum + patterns[:, 0].sum()  # the consumer touches every batch
+        return len(patterns)
+
+    # warm-up: the first pool of every worker (kernels compiled, caches filled); then exactly one pool cycle of every
+    # worker, its crystal draws included, so the figure is what training sees on average
+    start = time.perf_counter()
+    take()
+    sync()
+    first = time.perf_counter() - start
+    for _ in range(cycle - 1):
+        take()
+    sync()
+    warm = time.perf_counter() - start
+    count, start = 0, time.perf_counter()
+    for _ in range(cycle):
+        count += take()
+    sync()
+    seconds = time.perf_counter() - start
+    print(f"whole stream, batches of {args.batch}, pool {pool_size}, {workers} workers: {count / seconds:,.0f} patterns/s "
+          f"over one pool cycle ({count:,} patterns in {seconds:.1f} s, crystal draws included); first pools "
+          f"{count / warm:,.0f}/s (first batch after {first:.1f} s)", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
