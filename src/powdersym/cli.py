@@ -332,6 +332,7 @@ def train(
     patience: int = typer.Option(10, "--patience", help="Validations without improvement before stopping early (0: never stop early)."),
     devices: str = typer.Option("1", "--devices", help="GPUs to train on (CPU processes where there is no GPU): a number, 'auto' or ids '0,1'. More than one trains with DDP: one process per device (Lightning starts the others by re-running this command), each drawing its own batches of --batch-size, so a step sees devices x batch-size patterns; rank 0 writes checkpoints, logs and the model. Under torchrun give the same count: torchrun --nproc-per-node 4 $(which powdersym) train ... --devices 4."),
     workers: int = typer.Option(2, "--workers", help="DataLoader worker processes reading pattern files."),
+    stream_workers: int = typer.Option(0, "--stream-workers", help="Synthetic: processes generating patterns beside training (0: the training process generates between steps). Same patterns, consecutive pools of crystals interleaved; on a GPU each holds its own pool."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from the weights of a saved model (fine-tune, e.g. a shipped model on your own structures or instrument)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from out/checkpoints/last.ckpt after an interruption."),
     norm: Optional[str] = typer.Option(None, "--norm", help="resnet1d normalisation: layer (as published) or batch (learns from noisy, background-laden patterns; the shipped models)."),
@@ -349,7 +350,7 @@ def train(
             discriminator_lr=discriminator_lr, generator_lr=generator_lr, generator_loss=generator_loss,
             labelled_fraction=labelled_fraction, lattice_weight=lattice_weight, augment=augment, balance=balance, split=split,
             validate_every=validate_every, checkpoint_every=checkpoint_every, patience=patience or None,
-            devices=int(devices) if devices.isdigit() else devices, num_workers=workers, dropout=dropout, model_kwargs={"norm": norm} if norm else {}, init=str(init) if init else None,
+            devices=int(devices) if devices.isdigit() else devices, num_workers=workers, stream_workers=stream_workers, dropout=dropout, model_kwargs={"norm": norm} if norm else {}, init=str(init) if init else None,
         )  # fmt: skip
         result = run_training(config, resume=resume)
     except (ValueError, FileNotFoundError, KeyError) as err:

@@ -6,6 +6,8 @@ Skipped until powdersym.structures.random (random crystals) is importable.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from unittest.mock import patch
 
 import h5py
 import numpy as np
@@ -15,6 +17,7 @@ import torch
 pytest.importorskip("powdersym.structures.random", reason="random crystal generator (powdersym.structures.random) not available")
 
 from powdersym.data import PatternDataset, SyntheticStream, build_dataset, class_labels, read_labels  # noqa: E402
+from powdersym.data.loaders import worker_steps  # noqa: E402
 from powdersym.symmetry import CRYSTAL_SYSTEMS, label_tables  # noqa: E402
 
 N, BLOCK = 24, 8
@@ -66,19 +69,52 @@ def test_synthetic_build_resumes_exactly(synthetic_file: Path, tmp_path: Path):
     assert np.array_equal(first.strings("formula"), second.strings("formula"))
 
 
-def test_stream_is_reproducible_and_distinct_per_worker():
+def test_stream_is_reproducible():
     def batches(**kwargs):
         return list(SyntheticStream("neutron-cw", 8, seed=5, max_batches=2, target="space_group", **kwargs))
 
     one, two = batches(), batches()
     assert all(torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(one, two))
     assert torch.equal(batches(start_step=1)[0][0], one[1][0])
-    loader = torch.utils.data.DataLoader(SyntheticStream("neutron-cw", 8, seed=5, max_batches=1), batch_size=None, num_workers=2)
-    (x_a, labels_a), (x_b, labels_b) = list(loader)
-    assert not torch.equal(x_a, x_b)
-    tables = label_tables()
-    assert torch.equal(labels_a["bravais"], tables["bravais"][labels_a["space_group"]])
-    assert x_a.shape == (8, 3041) and labels_a["lattice"].shape == (8, 6)
+    assert not torch.equal(one[0][0], one[1][0])
+
+
+def test_worker_steps_cover_the_one_process_stream_pool_by_pool():
+    """k workers, pools of 2 batches, as a DataLoader interleaves them (batch g from worker g % k): together the
+    one-process steps, each once, consecutive pools interleaved; a restart at any step continues that order."""
+
+    def interleaved(k: int, start: int, n: int) -> list[int]:
+        per_worker = []
+        for w in range(k):
+            info = SimpleNamespace(id=w, num_workers=k)
+            with patch("powdersym.data.loaders.get_worker_info", return_value=info):
+                per_worker.append(list(worker_steps(start, n, 2)))
+        return [per_worker[i % k][i // k] for i in range(n)]
+
+    assert interleaved(1, 0, 6) == [0, 1, 2, 3, 4, 5]
+    assert interleaved(2, 0, 8) == [0, 2, 1, 3, 4, 6, 5, 7]
+    assert interleaved(3, 0, 6) == [0, 2, 4, 1, 3, 5]
+    for k in (2, 3):
+        whole = interleaved(k, 0, 24)
+        assert sorted(whole) == list(range(24))
+        for start in range(1, 7):
+            assert interleaved(k, start, 24 - start) == whole[start:]
+
+
+def test_stream_from_two_workers_yields_the_one_process_batches():
+    def stream(**kwargs):
+        return SyntheticStream("neutron-cw", 4, seed=5, max_batches=4, pool_size=8, **kwargs)
+
+    alone = list(stream())
+    loader = torch.utils.data.DataLoader(stream(), batch_size=None, num_workers=2)
+    together = list(loader)
+    assert len(together) == 4
+    for got, expected in zip(together, [alone[i] for i in (0, 2, 1, 3)]):
+        assert torch.equal(got[0], expected[0])
+        assert all(torch.equal(got[1][name], expected[1][name]) for name in expected[1])
+    x, labels = together[0]
+    assert torch.equal(labels["bravais"], label_tables()["bravais"][labels["space_group"]])
+    assert x.shape == (4, 3041) and labels["lattice"].shape == (4, 6)
 
 
 def test_stream_pools_give_the_same_batches_from_any_start():

@@ -150,6 +150,19 @@ def test_synthetic_stream_training_runs(tmp_path):
     assert load_model(result.model_path).meta["training"]["source"].startswith("synthetic")
 
 
+def test_synthetic_training_from_stream_workers_resumes_exactly(tmp_path):
+    """Two processes generating the stream: a run stopped at step 3 (not a multiple of the workers) and resumed
+    ends with the weights of the uninterrupted run."""
+    small = dict(instrument="neutron-cw", batch_size=4, validate_every=3, checkpoint_every=3, validation_size=8,
+                 augment="none", stream_workers=2)  # fmt: skip
+    whole = train(run_config(tmp_path / "a", "synthetic", max_steps=6, **small))
+    train(run_config(tmp_path / "b", "synthetic", max_steps=3, **small))
+    resumed = train(run_config(tmp_path / "b", "synthetic", max_steps=6, **small), resume=True)
+    assert resumed.steps == whole.steps == 6
+    a, b = load_model(whole.model_path).net.state_dict(), load_model(resumed.model_path).net.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
 def test_synthetic_training_balances_over_the_chosen_label_set(tmp_path):
     """--balance cs with space-group labels: the stream draws the 7 crystal systems equally, so monoclinic and
     triclinic (15 of 230 groups) are about 2/7 of the patterns instead of 6.5 %; the exported JSON says so."""

@@ -188,14 +188,29 @@ class PatternDataset(Dataset):
         return [(patterns[i], labels[i]) for i in range(len(indices))]
 
 
-def stream_rank() -> tuple[int, int]:
-    """(stream index, number of streams) of this process: distributed rank x DataLoader workers + worker id."""
-    worker = get_worker_info()
-    worker_id, n_workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
-    rank, world = 0, 1
+def stream_rank() -> int:
+    """The rank of this process under torch.distributed (0 without): the index of its synthetic stream."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return rank * n_workers + worker_id, world * n_workers
+        return torch.distributed.get_rank()
+    return 0
+
+
+def worker_steps(start: int, max_batches: int | None, per_pool: int) -> Iterator[int]:
+    """The steps of the one-process stream that this DataLoader worker yields, in its order.
+
+    A DataLoader takes batch g (counted from `start`) from worker g % k. Worker roles rotate with `start` so that
+    each role serves every k-th batch and, in the one-process stream, every k-th pool: a worker draws only its own
+    pools, and k workers together yield exactly the one-process stream's batches, consecutive pools interleaved
+    batch by batch. The order depends on k, not on timing, so a resumed run (start) replays the same batches.
+    Without workers: start, start + 1, ...
+    """
+    worker = get_worker_info()
+    k, w = (worker.num_workers, worker.id) if worker is not None else (1, 0)
+    role = (start + w) % k
+    served = itertools.count(start + w, k) if max_batches is None else range(start + w, start + max_batches, k)
+    for g in served:
+        j = g // k  # the role's own batch count
+        yield (j // per_pool * k + role) * per_pool + j % per_pool
 
 
 class SyntheticStream(IterableDataset):
@@ -205,11 +220,13 @@ class SyntheticStream(IterableDataset):
     drawn `pool_size` at a time (a call of the generator costs a near-fixed number of kernel launches on a GPU, so
     the default there is CUDA_POOL crystals, or what max_batches needs if fewer, rendered batch by batch) and every
     crystal is used once. Pools and batches have their own
-    seeds from (seed, stream, index), where the stream is this process's rank and DataLoader worker: workers and
-    ranks never repeat each other's crystals, and a run is reproducible (start_step skips to a batch, e.g. when
-    resuming training). On a GPU generate in the main process (num_workers=0): CUDA does not survive fork.
+    seeds from (seed, rank, index): ranks never repeat each other's crystals, and a run is reproducible (start_step
+    skips to a batch, e.g. when resuming training). DataLoader workers share their rank's stream pool by pool
+    (`worker_steps`): with k workers the same batches come, consecutive pools interleaved. On a GPU, workers must
+    be spawned (multiprocessing_context="spawn"; CUDA does not survive fork); each then generates beside the
+    consumer and hands its batches over through CUDA IPC.
     augment: an AugmentConfig, 'realistic', 'vecsei' or None (clean); target as for PatternDataset (None: all
-    numeric labels, as tensors on `device`). max_batches: per stream (None: endless); chunk_size: crystals simulated
+    numeric labels, as tensors on `device`). max_batches: in all, over the workers (None: endless); chunk_size: crystals simulated
     at a time (None: generate.CUDA_CHUNK on a GPU, simulate's default on the CPU). render_size: patterns
     simulated per call and then yielded batch_size at a time (None: 4096 on a GPU, where a call of 4096 ran twice as
     fast per pattern as one of 512 on an H100, and batch_size on the CPU); a multiple of batch_size.
@@ -262,14 +279,11 @@ class SyntheticStream(IterableDataset):
         from powdersym.data.generate import block_seed, make_generator, render, synthetic_crystals
         from powdersym.symmetry import label_tables
 
-        stream, _ = stream_rank()
+        stream = stream_rank()
         tables = label_tables(self.device)
-        steps = itertools.count(self.start_step)
-        if self.max_batches is not None:
-            steps = itertools.islice(steps, self.max_batches)
         pool, pool_index, block_index = None, -1, -1
         k, b = self.batches_per_render, self.batch_size
-        for step in steps:
+        for step in worker_steps(self.start_step, self.max_batches, self.batches_per_pool):
             if step // self.batches_per_pool != pool_index:
                 pool_index = step // self.batches_per_pool
                 generator = make_generator(block_seed(self.seed, 2, stream, pool_index), self.device)

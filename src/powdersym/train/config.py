@@ -94,6 +94,7 @@ class TrainConfig:
     # "crystal_system" gives monoclinic + triclinic 2/7 of the patterns, against 15/230 when balanced over groups
     balance: str | None = None
     validation_size: int = 2048
+    stream_workers: int = 0  # processes generating the synthetic stream beside training (0: the training process)
     # stored data
     split: str = "auto"  # auto (structure for real structures, else random) | random | structure (by prototype, else formula)
     validation_fraction: float = 0.05

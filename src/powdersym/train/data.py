@@ -136,15 +136,27 @@ class PatternData(L.LightningDataModule):
     def _labelled_loader(self) -> DataLoader:
         c = self.config
         if c.synthetic:
-            return DataLoader(self._stream(c.seed, c.batch_size, start=self._start_step()), batch_size=None)
+            return self._stream_loader(c.seed)
         return self._loader(self.split["train"], c.balanced, c.seed)
 
     def unlabelled_dataloader(self) -> DataLoader:
         """Rows whose labels the SGAN may not use (the labels are still yielded; the module drops them)."""
         c = self.config
         if c.synthetic:
-            return DataLoader(self._stream(c.seed + 1, c.batch_size, start=self._start_step()), batch_size=None)
+            return self._stream_loader(c.seed + 1)
         return self._loader(self.split["unlabelled"], False, c.seed + 1)
+
+    def _stream_loader(self, seed: int) -> DataLoader:
+        """The endless training stream. With stream_workers, that many processes generate beside training, each its
+        own pools of this rank's stream (the same batches as without, consecutive pools interleaved; spawned on a
+        GPU, where CUDA does not survive fork)."""
+        c = self.config
+        stream = self._stream(seed, c.batch_size, start=self._start_step())
+        if not c.stream_workers:
+            return DataLoader(stream, batch_size=None)
+        context = "spawn" if self.device.type == "cuda" else None
+        return DataLoader(stream, batch_size=None, num_workers=c.stream_workers, multiprocessing_context=context,
+                          persistent_workers=True, prefetch_factor=4)  # fmt: skip
 
     def val_dataloader(self) -> DataLoader | list:
         c = self.config
