@@ -139,3 +139,15 @@ def test_stream_rendering_several_batches_at_once_resumes_mid_block():
     for (x, y), (x2, y2) in zip(whole[2:], resumed):
         assert torch.equal(x, x2) and torch.equal(y, y2)
     assert not torch.equal(whole[0][0], whole[1][0])  # slices of one block differ
+
+
+def test_stream_workers_keep_the_rank_they_were_given():
+    """Spawned workers do not know the torch.distributed rank: the stream carries it (the trainer passes it)."""
+
+    def stream(rank: int, n: int) -> SyntheticStream:
+        return SyntheticStream("neutron-cw", 4, seed=5, max_batches=n, pool_size=8, rank=rank, target="space_group")
+
+    rank0, rank1 = list(stream(0, 3)), list(stream(1, 3))
+    assert not torch.equal(rank0[0][0], rank1[0][0])
+    together = list(torch.utils.data.DataLoader(stream(1, 2), batch_size=None, num_workers=2))
+    assert torch.equal(together[0][0], rank1[0][0]) and torch.equal(together[1][0], rank1[2][0])

@@ -221,7 +221,8 @@ class SyntheticStream(IterableDataset):
     the default there is CUDA_POOL crystals, or what max_batches needs if fewer, rendered batch by batch) and every
     crystal is used once. Pools and batches have their own
     seeds from (seed, rank, index): ranks never repeat each other's crystals, and a run is reproducible (start_step
-    skips to a batch, e.g. when resuming training). DataLoader workers share their rank's stream pool by pool
+    skips to a batch, e.g. when resuming training); rank: that index (None: this process's torch.distributed rank,
+    which spawned worker processes do not know). DataLoader workers share their rank's stream pool by pool
     (`worker_steps`): with k workers the same batches come, consecutive pools interleaved. On a GPU, workers must
     be spawned (multiprocessing_context="spawn"; CUDA does not survive fork); each then generates beside the
     consumer and hands its batches over through CUDA IPC.
@@ -246,6 +247,7 @@ class SyntheticStream(IterableDataset):
         target: Target = None,
         dtype: torch.dtype = torch.float32,
         start_step: int = 0,
+        rank: int | None = None,
         max_batches: int | None = None,
         chunk_size: int | None = None,
         pool_size: int | None = None,
@@ -263,6 +265,7 @@ class SyntheticStream(IterableDataset):
         self.target = target
         self.dtype = dtype
         self.start_step = start_step
+        self.rank = rank
         self.max_batches = max_batches
         self.chunk_size = chunk_size
         if render_size is None:
@@ -279,7 +282,7 @@ class SyntheticStream(IterableDataset):
         from powdersym.data.generate import block_seed, make_generator, render, synthetic_crystals
         from powdersym.symmetry import label_tables
 
-        stream = stream_rank()
+        stream = stream_rank() if self.rank is None else self.rank
         tables = label_tables(self.device)
         pool, pool_index, block_index = None, -1, -1
         k, b = self.batches_per_render, self.batch_size

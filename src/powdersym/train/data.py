@@ -88,7 +88,7 @@ class PatternData(L.LightningDataModule):
         c = self.config
         return SyntheticStream(
             c.instrument, batch_size, seed=seed, device=self.device, label_set=balance_label_set(c),
-            augment=c.augment, start_step=start, max_batches=max_batches,
+            augment=c.augment, start_step=start, max_batches=max_batches, rank=self._rank_world()[0],
         )  # fmt: skip
 
     # ---- Lightning hooks --------------------------------------------------------------------------------
