@@ -7,7 +7,8 @@ block of `--render` of them with and without the realistic per-crystal effects, 
 then the whole stream (patterns/s into batches of `--batch`) for each --stream-pools size: the first pool is the
 warm-up (kernels compiled, caches filled), the figure is one whole pool cycle after it, its crystal draw included.
 With --chunks, the simulation is repeated at other chunk sizes; --stream-only skips everything but the whole stream;
---workers 0 2 times the stream in the main process and from two spawned DataLoader processes generating beside it. The profiler table lists the operations of one augmented block by GPU time and by CPU time, and the
+--workers 0 2 times the stream in the main process and from two spawned DataLoader processes generating beside it.
+The profiler tables list the operations of one augmented block and of one crystal draw by GPU and CPU time, and the
 share of wall time the GPU was busy (a low share means the stream waits on Python and kernel launches).
 """
 
@@ -87,7 +88,6 @@ def stages(args: argparse.Namespace, device: torch.device) -> None:
                  ("self_cuda_time_total", "self_cpu_time_total"))  # fmt: skip
         profiled(f"pool of {args.pool} crystals", lambda: synthetic_crystals(args.pool, settings, gen, device), args.rows,
                  ("self_cuda_time_total", "self_cpu_time_total"))  # fmt: skip
-
 
 
 def main() -> None:
