@@ -27,12 +27,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2.5e-4)
     parser.add_argument("--balance", default=None, help="label set drawn equally often (default: the model's labels)")
     parser.add_argument("--out", type=Path, default=Path("ship"))
+    parser.add_argument("--stream-workers", type=int, default=0, help="processes generating the stream beside training")
     args = parser.parse_args()
     weights = shipped_model(args.name)
     config = TrainConfig.from_dict(json.loads(weights.with_suffix(".json").read_text())["training"]["config"])
     # init relative to the checkout: no machine paths in the exported JSON
     changes = dict(out=str(args.out / args.name), init=os.path.relpath(weights), max_minutes=args.minutes, lr=args.lr,
-                   seed=args.seed, balance=args.balance, max_steps=1_000_000)  # fmt: skip
+                   seed=args.seed, balance=args.balance, max_steps=1_000_000, stream_workers=args.stream_workers)  # fmt: skip
     result = train(TrainConfig(**{**config.as_dict(), **changes}))
     metrics = {k: round(v, 4) for k, v in result.metrics.items() if k.startswith("val")}
     print(f"{args.name}: {result.steps} steps in {result.seconds:.0f} s; {metrics}", flush=True)
