@@ -4,7 +4,10 @@ end to end from the synthetic stream, CPU or CUDA.
     python benchmarks/model_throughput.py --models resnet1d convnext1d --instrument xray-cuka --json out.json
 
 Prints patterns/s for: inference (no grad, bf16 autocast on CUDA, batch 1024 / 1 on CPU: ms per pattern),
-a training step (forward + backward + Adam, batch --batch), and training from SyntheticStream (realistic augment).
+a training step (forward + backward + Adam, batch --batch), and training from SyntheticStream (realistic augment)
+over whole pool cycles, with the stream generated in the training process or by --stream-workers spawned processes:
+
+    python benchmarks/model_throughput.py --models resnet1d --instrument xray-cuka --batch 512 --compile --stream --stream-workers 0 2
 """
 
 from __future__ import annotations
@@ -67,25 +70,41 @@ def bench_model(name: str, n_classes: int, n_points: int, batch: int, device: to
     return out
 
 
-def bench_stream(name: str, instrument: str, batch: int, device: torch.device, seconds: float) -> float:
+def bench_stream(name: str, instrument: str, batch: int, device: torch.device, pool: int, workers: int, compile_: bool) -> float:
+    """Training patterns/s from the synthetic stream over one pool cycle of every generating process, after a
+    warm-up cycle (crystal draws included); workers > 0: that many spawned processes generate beside training."""
+    from torch.utils.data import DataLoader
+
     from powdersym.data import SyntheticStream
 
     inst = preset(instrument)
     net = build_model(name, 230, len(inst.grid())).to(device)
+    run = torch.compile(net) if compile_ else net
     optimiser = torch.optim.Adam(net.parameters(), lr=1e-4)
-    stream = iter(SyntheticStream(inst, batch, device=device, augment="realistic", target="space_group", pool_size=16 * batch))
+    source = SyntheticStream(inst, batch, device=device, augment="realistic", target="space_group", pool_size=pool)
+    context = "spawn" if device.type == "cuda" else None
+    loader = DataLoader(source, batch_size=None, num_workers=workers, multiprocessing_context=context if workers else None,
+                        prefetch_factor=4 if workers else None)  # fmt: skip
+    stream = iter(loader)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def step():
         x, groups = next(stream)
         with autocast:
-            loss = F.cross_entropy(net(x).float(), groups - 1)
+            loss = F.cross_entropy(run(x).float(), groups - 1)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
 
-    n, t = timed(step, device, seconds, warmup=2)
-    return n * batch / t
+    cycle = source.batches_per_pool * max(workers, 1)
+    for _ in range(cycle):
+        step()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(cycle):
+        step()
+    sync(device)
+    return cycle * batch / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -95,6 +114,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--stream", action="store_true", help="also time training from the synthetic stream")
+    parser.add_argument("--stream-pool", type=int, default=65536, help="crystals per draw of the stream runs")
+    parser.add_argument("--stream-workers", type=int, nargs="+", default=[0], help="generating processes of the stream runs (0: the training process)")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -106,7 +127,9 @@ def main() -> None:
     for name in args.models:
         row = bench_model(name, 230, n_points, args.batch, device, args.seconds, args.compile)
         if args.stream:
-            row["stream_train_patterns_per_s"] = bench_stream(name, args.instrument, args.batch, device, args.seconds * 3)
+            for workers in args.stream_workers:
+                row[f"stream_train_patterns_per_s_{workers}_workers"] = bench_stream(
+                    name, args.instrument, args.batch, device, args.stream_pool, workers, args.compile)
         rows.append(row)
         cells = ", ".join(f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in row.items() if k != "model")
         print(f"{name}: {cells}", flush=True)
