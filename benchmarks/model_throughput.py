@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--stream", action="store_true", help="also time training from the synthetic stream")
-    parser.add_argument("--stream-pool", type=int, default=65536, help="crystals per draw of the stream runs")
+    parser.add_argument("--stream-pool", type=int, default=None, help="crystals per draw of the stream runs (65536 on a GPU, 4 batches on the CPU)")
     parser.add_argument("--stream-workers", type=int, nargs="+", default=[0], help="generating processes of the stream runs (0: the training process)")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--json", default=None)
@@ -124,12 +124,13 @@ def main() -> None:
     hardware = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
     print(f"{hardware}; {args.instrument} ({n_points} points); training batch {args.batch}")
     rows = []
+    pool = args.stream_pool or (65536 if device.type == "cuda" else 4 * args.batch)
     for name in args.models:
         row = bench_model(name, 230, n_points, args.batch, device, args.seconds, args.compile)
         if args.stream:
             for workers in args.stream_workers:
                 row[f"stream_train_patterns_per_s_{workers}_workers"] = bench_stream(
-                    name, args.instrument, args.batch, device, args.stream_pool, workers, args.compile)
+                    name, args.instrument, args.batch, device, pool, workers, args.compile)
         rows.append(row)
         cells = ", ".join(f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in row.items() if k != "model")
         print(f"{name}: {cells}", flush=True)

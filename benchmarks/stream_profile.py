@@ -97,13 +97,16 @@ def main() -> None:
     parser.add_argument("--render", type=int, default=4096)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--chunks", type=int, nargs="*", default=[])
-    parser.add_argument("--stream-pools", type=int, nargs="*", default=[262144], help="pool sizes of the whole-stream runs (none: skip)")
+    parser.add_argument("--stream-pools", type=int, nargs="*", default=None,
+                        help="pool sizes of the whole-stream runs (none: skip; default 262144 on a GPU, 4 batches on the CPU)")
     parser.add_argument("--rows", type=int, default=25)
     parser.add_argument("--stream-only", action="store_true", help="only the whole-stream measurements")
     parser.add_argument("--workers", type=int, nargs="+", default=[0],
                         help="DataLoader processes of the whole-stream runs (0: the main process; >0: spawned workers)")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the CPU: only a check of the script
+    if args.stream_pools is None:
+        args.stream_pools = [262144 if device.type == "cuda" else 4 * args.batch]
     if not args.stream_only:
         stages(args, device)
     for pool_size in args.stream_pools:

@@ -161,6 +161,8 @@ def test_synthetic_training_from_stream_workers_resumes_exactly(tmp_path):
     assert resumed.steps == whole.steps == 6
     a, b = load_model(whole.model_path).net.state_dict(), load_model(resumed.model_path).net.state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    with pytest.raises(ValueError, match="stream-workers 2"):  # another count would reorder the batches
+        train(run_config(tmp_path / "b", "synthetic", max_steps=9, **{**small, "stream_workers": 0}), resume=True)
 
 
 def test_synthetic_training_balances_over_the_chosen_label_set(tmp_path):

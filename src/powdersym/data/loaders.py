@@ -200,9 +200,10 @@ def worker_steps(start: int, max_batches: int | None, per_pool: int) -> Iterator
 
     A DataLoader takes batch g (counted from `start`) from worker g % k. Worker roles rotate with `start` so that
     each role serves every k-th batch and, in the one-process stream, every k-th pool: a worker draws only its own
-    pools, and k workers together yield exactly the one-process stream's batches, consecutive pools interleaved
-    batch by batch. The order depends on k, not on timing, so a resumed run (start) replays the same batches.
-    Without workers: start, start + 1, ...
+    pools, and k endless workers together yield exactly the one-process stream's batches, consecutive pools
+    interleaved batch by batch. The order depends on k, not on timing, so a run resumed at `start` with the same k
+    replays the same batches. A finite stream (max_batches) yields max_batches of those batches, the whole first
+    pools only when max_batches is a multiple of k pools. Without workers: start, start + 1, ...
     """
     worker = get_worker_info()
     k, w = (worker.num_workers, worker.id) if worker is not None else (1, 0)
@@ -223,7 +224,7 @@ class SyntheticStream(IterableDataset):
     seeds from (seed, rank, index): ranks never repeat each other's crystals, and a run is reproducible (start_step
     skips to a batch, e.g. when resuming training); rank: that index (None: this process's torch.distributed rank,
     which spawned worker processes do not know). DataLoader workers share their rank's stream pool by pool
-    (`worker_steps`): with k workers the same batches come, consecutive pools interleaved. On a GPU, workers must
+    (`worker_steps`): with k workers an endless stream gives the same batches, consecutive pools interleaved. On a GPU, workers must
     be spawned (multiprocessing_context="spawn"; CUDA does not survive fork); each then generates beside the
     consumer and hands its batches over through CUDA IPC.
     augment: an AugmentConfig, 'realistic', 'vecsei' or None (clean); target as for PatternDataset (None: all
@@ -283,6 +284,8 @@ class SyntheticStream(IterableDataset):
         from powdersym.symmetry import label_tables
 
         stream = stream_rank() if self.rank is None else self.rank
+        if get_worker_info() is not None and self.device.type == "cuda" and self.device.index is not None:
+            torch.cuda.set_device(self.device)  # a spawned worker starts on cuda:0, whatever its stream's device
         tables = label_tables(self.device)
         pool, pool_index, block_index = None, -1, -1
         k, b = self.batches_per_render, self.batch_size

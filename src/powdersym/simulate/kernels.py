@@ -7,6 +7,7 @@ with PyTorch's CUDA builds); everywhere else the matrix-product form runs. `ENAB
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -73,8 +74,10 @@ def structure_factor_squared_fused(hkl: torch.Tensor, coords: torch.Tensor, memb
     out = torch.empty(b, r, device=hkl.device, dtype=torch.float32)
     if b and r and n:
         grid = (b, triton.cdiv(r, BLOCK_R))
-        _structure_factor_kernel[grid](hkl.contiguous(), coords.contiguous(), occupancy, types, factors.contiguous(), out,
-                                       r, n, t, BLOCK=BLOCK_R)  # fmt: skip
+        # Triton launches on the current CUDA device, not the tensors' (e.g. cuda:1 in a spawned stream worker)
+        with torch.cuda.device(hkl.device) if hkl.is_cuda else contextlib.nullcontext():
+            _structure_factor_kernel[grid](hkl.contiguous(), coords.contiguous(), occupancy, types, factors.contiguous(),
+                                           out, r, n, t, BLOCK=BLOCK_R)  # fmt: skip
     else:
         out.zero_()
     return out

@@ -130,6 +130,8 @@ class TrainConfig:
             raise ValueError(f"unknown generator loss {self.generator_loss!r} (paper or feature_matching)")
         if self.batch_size < 1 or self.max_steps < 1:
             raise ValueError("batch_size and max_steps must be positive")
+        if self.stream_workers < 0:
+            raise ValueError("stream_workers must be 0 or more")
 
     @property
     def optimiser_steps(self) -> int:

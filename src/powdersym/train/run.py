@@ -144,6 +144,16 @@ def trainer_for(config: TrainConfig, out: Path) -> L.Trainer:
     )  # fmt: skip
 
 
+def _check_same_stream_workers(checkpoint: Path, config: TrainConfig) -> None:
+    """The synthetic batch order depends on the number of stream workers: resuming with another would replay some
+    patterns and skip others."""
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    before = int(saved.get("config", {}).get("stream_workers", 0))
+    if before != config.stream_workers:
+        raise ValueError(f"the interrupted run used --stream-workers {before}: resume with the same number "
+                         f"(not {config.stream_workers}), or the synthetic batches would repeat and skip")  # fmt: skip
+
+
 def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     """Train a model as `config` says and export it to `config.out`/model.safetensors (+ .json)."""
     from powdersym.train.module import SGAN, Classifier
@@ -166,6 +176,8 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     checkpoint = out / "checkpoints" / "last.ckpt"
     if resume and not checkpoint.is_file():
         raise FileNotFoundError(f"{checkpoint}: nothing to resume from")
+    if resume and config.synthetic:
+        _check_same_stream_workers(checkpoint, config)
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=str(checkpoint) if resume else None)
     seconds = time.perf_counter() - start
