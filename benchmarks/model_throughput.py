@@ -73,8 +73,6 @@ def bench_model(name: str, n_classes: int, n_points: int, batch: int, device: to
 def bench_stream(name: str, instrument: str, batch: int, device: torch.device, pool: int, workers: int, compile_: bool) -> float:
     """Training patterns/s from the synthetic stream over one pool cycle of every generating process, after a
     warm-up cycle (crystal draws included); workers > 0: that many spawned processes generate beside training."""
-    from torch.utils.data import DataLoader
-
     from powdersym.data import SyntheticStream
 
     inst = preset(instrument)
@@ -82,10 +80,7 @@ def bench_stream(name: str, instrument: str, batch: int, device: torch.device, p
     run = torch.compile(net) if compile_ else net
     optimiser = torch.optim.Adam(net.parameters(), lr=1e-4)
     source = SyntheticStream(inst, batch, device=device, augment="realistic", target="space_group", pool_size=pool)
-    context = "spawn" if device.type == "cuda" else None
-    loader = DataLoader(source, batch_size=None, num_workers=workers, multiprocessing_context=context if workers else None,
-                        prefetch_factor=4 if workers else None)  # fmt: skip
-    stream = iter(loader)
+    stream = iter(source.loader(workers))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def step():

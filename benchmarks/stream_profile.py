@@ -7,7 +7,7 @@ block of `--render` of them with and without the realistic per-crystal effects, 
 then the whole stream (patterns/s into batches of `--batch`) for each --stream-pools size: the first pool is the
 warm-up (kernels compiled, caches filled), the figure is one whole pool cycle after it, its crystal draw included.
 With --chunks, the simulation is repeated at other chunk sizes; --stream-only skips everything but the whole stream;
---workers 0 2 times the stream in the main process and from two spawned DataLoader processes generating beside it.
+--workers 0 2 times the stream in the main process and from two DataLoader worker processes (spawned on a GPU) generating beside it.
 The profiler tables list the operations of one augmented block and of one crystal draw by GPU and CPU time, and the
 share of wall time the GPU was busy (a low share means the stream waits on Python and kernel launches).
 """
@@ -18,7 +18,6 @@ import argparse
 import time
 
 import torch
-from torch.utils.data import DataLoader
 
 from powdersym.data import SyntheticStream
 from powdersym.data.generate import SyntheticSettings, augment_config, make_generator, render, synthetic_crystals
@@ -115,15 +114,11 @@ def main() -> None:
 
 
 def whole_stream(args: argparse.Namespace, device: torch.device, pool_size: int, workers: int) -> None:
-    """Patterns/s of the whole stream over pool cycles; with workers, each spawned process generates its own pools
-    on the device and hands the batches over (CUDA IPC), so generation runs beside the consumer."""
+    """Patterns/s of the whole stream over pool cycles; with workers, each process generates its own pools on the
+    device and hands the batches over (`SyntheticStream.loader`), so generation runs beside the consumer."""
     source = SyntheticStream(args.instrument, args.batch, seed=3, device=device, label_set="sg", augment="realistic",
                              pool_size=pool_size)  # fmt: skip
-    if workers:
-        loader = DataLoader(source, batch_size=None, num_workers=workers, multiprocessing_context="spawn", prefetch_factor=4)
-        stream = iter(loader)
-    else:
-        stream = iter(source)
+    stream = iter(source.loader(workers))
     cycle = source.batches_per_pool * max(workers, 1)  # every worker draws its own pools
     checksum = torch.zeros((), device=device)
 

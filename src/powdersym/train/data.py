@@ -151,12 +151,7 @@ class PatternData(L.LightningDataModule):
         own pools of this rank's stream (the same batches as without, consecutive pools interleaved; spawned on a
         GPU, where CUDA does not survive fork)."""
         c = self.config
-        stream = self._stream(seed, c.batch_size, start=self._start_step())
-        if not c.stream_workers:
-            return DataLoader(stream, batch_size=None)
-        context = "spawn" if self.device.type == "cuda" else None
-        return DataLoader(stream, batch_size=None, num_workers=c.stream_workers, multiprocessing_context=context,
-                          persistent_workers=True, prefetch_factor=4)  # fmt: skip
+        return self._stream(seed, c.batch_size, start=self._start_step()).loader(c.stream_workers)
 
     def val_dataloader(self) -> DataLoader | list:
         c = self.config
