@@ -137,6 +137,26 @@ def test_crystals_convert_to_crystal_records(every_group):
     assert sum(int(label[:-1]) for label in every_group.wyckoff_labels(5)) == crystals[5].n_atoms
 
 
+def test_gpu_drafts_keep_every_group(monkeypatch):
+    """The GPU's redraw passes (several drafts per leftover crystal and site combination, the first good one kept),
+    forced on the CPU: every group still gets its own space group (spglib) and no draw needs the last resort."""
+    import powdersym.structures.random as random_module
+
+    calls = []
+
+    def gpu_rule(device, total, left, most):
+        calls.append(max(1, min(most, total // max(left, 1))))
+        return calls[-1]
+
+    monkeypatch.setattr(random_module, "_drafts", gpu_rule)
+    crystals = random_crystals(torch.arange(1, 231), generator=seeded(11))
+    assert max(calls) > 1  # redraws with drafts happened
+    assert int(crystals.attempts.max()) <= RandomCrystalConfig().max_attempts
+    wrong = [(number, found) for (matrix, frac, numbers), number in zip(cells(crystals), range(1, 231))
+             if (found := getattr(spglib.get_symmetry_dataset((matrix, frac, numbers), symprec=1e-3), "number", None)) != number]  # fmt: skip
+    assert len(wrong) <= 2, wrong
+
+
 def test_same_seed_same_crystals_other_seed_other_crystals():
     groups = torch.tensor([1, 14, 62, 139, 166, 194, 225, 230])
     first, again = (random_crystals(groups, generator=seeded(7)) for _ in range(2))

@@ -31,6 +31,11 @@ Target = str | Sequence[str] | None
 # with pools of 262,144, 40.8 k and 43.5 k/s with 524,288 (the first of a process is the slower): no gain from the
 # larger pool beyond run-to-run spread. Under 1 GB of GPU memory (<= 64 atoms each).
 CUDA_POOL = 262_144
+# Patterns simulated per call on a GPU: each call has a fixed cost (sample effects, augmentation, a few hundred
+# launches and host syncs) beside its chunks. Same stream, same process, one H200 (2026-12-04, stream_profile.py
+# --stream-renders 4096 16384 --stream-chunks 2048 4096): 29.6 k patterns/s with calls of 4,096 (chunks of 2,048 or
+# 4,096), 35.2 k with 16,384 in chunks of 2,048, 42.0 k with 16,384 in chunks of 4,096.
+CUDA_RENDER = 16_384
 
 
 def _select(labels: dict[str, torch.Tensor], target: Target) -> Any:
@@ -230,8 +235,8 @@ class SyntheticStream(IterableDataset):
     augment: an AugmentConfig, 'realistic', 'vecsei' or None (clean); target as for PatternDataset (None: all
     numeric labels, as tensors on `device`). max_batches: in all, over the workers (None: endless); chunk_size: crystals simulated
     at a time (None: generate.CUDA_CHUNK on a GPU, simulate's default on the CPU). render_size: patterns
-    simulated per call and then yielded batch_size at a time (None: 4096 on a GPU, where a call of 4096 ran twice as
-    fast per pattern as one of 512 on an H100, and batch_size on the CPU); a multiple of batch_size.
+    simulated per call and then yielded batch_size at a time (None: CUDA_RENDER on a GPU, or the pool if smaller, and
+    batch_size on the CPU); a multiple of batch_size.
     """
 
     def __init__(
@@ -269,13 +274,13 @@ class SyntheticStream(IterableDataset):
         self.rank = rank
         self.max_batches = max_batches
         self.chunk_size = chunk_size
-        if render_size is None:
-            render_size = max(batch_size, 4096) if self.device.type == "cuda" else batch_size
-        self.batches_per_render = max(1, render_size // batch_size)
         if pool_size is None:
             pool_size = CUDA_POOL if self.device.type == "cuda" else batch_size
             if max_batches is not None:  # a finite stream (e.g. validation) draws no more crystals than it uses
                 pool_size = min(pool_size, max_batches * batch_size)
+        if render_size is None:
+            render_size = min(CUDA_RENDER, pool_size) if self.device.type == "cuda" else batch_size
+        self.batches_per_render = max(1, render_size // batch_size)
         # a pool holds whole render blocks
         self.batches_per_pool = max(1, pool_size // batch_size) // self.batches_per_render * self.batches_per_render or self.batches_per_render
 

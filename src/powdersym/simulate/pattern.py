@@ -112,17 +112,21 @@ def simulate(
 
 
 def _chunks(order: torch.Tensor, volume: torch.Tensor, n_atoms: torch.Tensor, inst: Instrument, margin: float, size: int):
-    """Index chunks of at most `size` crystals whose [reflections x atoms] work stays within a memory budget
-    (about 2^28 elements on a GPU: large random cells must not exhaust its memory)."""
+    """Index chunks of at most `size` crystals (in order of cell volume) whose work stays within two memory budgets
+    on a GPU, so that large random cells do not exhaust its memory: [reflections x atoms] of the structure factors
+    (about 2^28 elements) and the peaks rendered, padded to the chunk's largest cell (2^25 sticks, ~8 GB at the
+    peak of `render`)."""
     if order.device.type != "cuda":
         yield from order.split(size)
         return
     d_min = inst.d_spacing_range(margin)[0]
-    # half the reflections in the sphere of radius 1/d_min: (2 pi / 3) V / d_min^3, times the atoms
-    work = (2.1 * volume[order] / d_min**3 * n_atoms[order].clamp(min=1)).cpu()
+    # half the reflections in the sphere of radius 1/d_min: (2 pi / 3) V / d_min^3
+    reflections = (2.1 * volume[order] / d_min**3).clamp(min=1)
+    lines = 1 if inst.geometry == "tof" else len(inst.wavelengths)
+    work = torch.stack([reflections * n_atoms[order].clamp(min=1), reflections * lines]).cpu()
     start, total = 0, 0.0
-    for i, w in enumerate(work.tolist()):
-        if i > start and (i - start >= size or total + w > 2**28):
+    for i, (w, sticks) in enumerate(zip(*work.tolist())):
+        if i > start and (i - start >= size or total + w > 2**28 or (i - start + 1) * sticks > 2**25):
             yield order[start:i]
             start, total = i, 0.0
         total += w

@@ -124,6 +124,7 @@ _FALLBACK_COMBINATIONS = 64  # cheapest valid site combinations kept per group
 # bound on crystals x candidates x atoms per chunk of the placement (about 80 bytes each at the peak)
 _PLACEMENT_CHUNK = {"cpu": 1 << 24, "cuda": 1 << 26}
 _MAX_DRAFTS = 8  # drafts per leftover crystal in later passes on a GPU
+_MAX_SITE_DRAFTS = 32  # drafts per leftover site combination (cheap: no placement)
 _IMAGES = torch.tensor(list(itertools.product((-1, 0, 1), repeat=3)), dtype=torch.float64)  # 27 neighbour cells
 
 
@@ -562,9 +563,7 @@ def _random_crystals(space_groups, config, generator, device, dtype) -> RandomCr
     for attempt in range(config.max_attempts):
         if len(todo) == 0:
             break
-        # on a GPU every pass costs the same few thousand kernel launches however few crystals it carries, so the
-        # crystals left over draw several drafts at once (the first good one is kept) and the passes end sooner
-        drafts = 1 if device.type == "cpu" else max(1, min(_MAX_DRAFTS, b // len(todo)))
+        drafts = _drafts(device, b, len(todo), _MAX_DRAFTS)
         last = attempt == config.max_attempts - 1
         part = _attempt(groups[todo].repeat_interleave(drafts), config, t, chem, rand, accept_any=last)
         good = part["ok"].view(len(todo), drafts)
@@ -653,6 +652,13 @@ def _attempt(groups, config, t, chem, rand: _Random, accept_any: bool) -> dict[s
             "volume_factor": factor, "rescaled": rescaled}  # fmt: skip
 
 
+def _drafts(device: torch.device, total: int, left: int, most: int) -> int:
+    """Draws per leftover item in a redraw pass: on a GPU every pass costs the same few thousand kernel launches
+    however few items it carries, so leftovers draw several drafts at once (the first good one is kept, which has the
+    distribution of redrawing until one is good) and the passes end sooner; on a CPU drafts cost compute, so one."""
+    return 1 if device.type == "cpu" else max(1, min(most, total // max(left, 1)))
+
+
 def _placement_order(groups, wyckoff, t) -> torch.Tensor:
     """Sites reordered so that fixed points come first (they cannot move out of the way), then the free sites with
     the largest orbits; empty slots last."""
@@ -669,12 +675,18 @@ def _site_multiplicity(groups, wyckoff, t) -> torch.Tensor:
 
 def _choose_sites(groups, cap, config, t, chem, rand: _Random) -> torch.Tensor:
     """Wyckoff positions [B, S] (-1: no site) whose intersection of eigensymmetries is the group itself."""
-    wyckoff = torch.full((len(groups), config.max_sites), -1, dtype=torch.long, device=groups.device)
-    todo = torch.arange(len(groups), device=groups.device)
+    b, device = len(groups), groups.device
+    wyckoff = torch.full((b, config.max_sites), -1, dtype=torch.long, device=device)
+    todo = torch.arange(b, device=device)
     for _ in range(config.max_site_attempts):
-        sites, valid = _draw_sites(groups[todo], cap[todo], config, t, chem, rand)
-        wyckoff[todo[valid]] = sites[valid]
-        todo = todo[~valid]
+        drafts = _drafts(device, b, len(todo), _MAX_SITE_DRAFTS)
+        sites, valid = _draw_sites(groups[todo].repeat_interleave(drafts), cap[todo].repeat_interleave(drafts), config,
+                                   t, chem, rand)  # fmt: skip
+        good = valid.view(len(todo), drafts)
+        ok = good.any(1)
+        pick = (torch.arange(len(todo), device=device) * drafts + good.float().argmax(1))[ok]
+        wyckoff[todo[ok]] = sites[pick]
+        todo = todo[~ok]
         if len(todo) == 0:
             return wyckoff
     # fallback: one of the cheapest valid combinations that fit the budget
