@@ -4,7 +4,7 @@
 
 Starts from src/powdersym/models/weights/NAME.safetensors with the training configuration stored in its JSON,
 changing only the wall-clock limit, learning rate, stream seed (a seed no earlier leg used, or the same patterns are
-replayed) and the label set the crystals are balanced over. The new model lands in OUT/NAME/model.safetensors (+ .json);
+replayed), the label set the crystals are balanced over and, if given, augmentation ranges. The new model lands in OUT/NAME/model.safetensors (+ .json);
 calibrate it with `powdersym calibrate` before copying it over the shipped one.
 """
 
@@ -15,6 +15,7 @@ import json
 import os
 from pathlib import Path
 
+from powdersym.augment.config import parse_ranges
 from powdersym.predict import shipped_model
 from powdersym.train import TrainConfig, train
 
@@ -28,12 +29,15 @@ def main() -> None:
     parser.add_argument("--balance", default=None, help="label set drawn equally often (default: the model's labels)")
     parser.add_argument("--out", type=Path, default=Path("ship"))
     parser.add_argument("--stream-workers", type=int, default=0, help="processes generating the stream beside training")
+    parser.add_argument("--augment-range", nargs="+", default=[], metavar="NAME=LOW:HIGH",
+                        help="replace augmentation ranges, as `powdersym train --augment-range` (e.g. crystallite_size=1000:10000)")
     args = parser.parse_args()
     weights = shipped_model(args.name)
     config = TrainConfig.from_dict(json.loads(weights.with_suffix(".json").read_text())["training"]["config"])
     # init relative to the checkout: no machine paths in the exported JSON
     changes = dict(out=str(args.out / args.name), init=os.path.relpath(weights), max_minutes=args.minutes, lr=args.lr,
-                   seed=args.seed, balance=args.balance, max_steps=1_000_000, stream_workers=args.stream_workers)  # fmt: skip
+                   seed=args.seed, balance=args.balance, max_steps=1_000_000, stream_workers=args.stream_workers,
+                   augment_ranges={**config.augment_ranges, **parse_ranges(args.augment_range)})  # fmt: skip
     result = train(TrainConfig(**{**config.as_dict(), **changes}))
     metrics = {k: round(v, 4) for k, v in result.metrics.items() if k.startswith("val")}
     print(f"{args.name}: {result.steps} steps in {result.seconds:.0f} s; {metrics}", flush=True)

@@ -44,6 +44,21 @@ def _parse_overrides(pairs: list[str]) -> dict[str, object]:
     return out
 
 
+def _parse_ranges(items: list[str]) -> dict[str, tuple[float, float] | None]:
+    from powdersym.augment.config import parse_ranges
+
+    try:
+        return parse_ranges(items)
+    except ValueError as err:
+        fail(f"--augment-range: {err}")
+    return {}
+
+
+AUGMENT_RANGE_HELP = ("Replace one effect's range of --augment, e.g. crystallite_size=1000:10000 (Å) or microstrain=0:5e-4 "
+                      "for an instrument with sharper peaks, zero_shift=-0.02:0.02, or impurity_fraction=off (repeatable; "
+                      "names and units: powdersym.augment.AugmentConfig).")
+
+
 @app.command()
 def simulate(
     structure: Path = typer.Argument(..., help="Crystal structure: CIF, or VASP POSCAR/CONTCAR."),
@@ -133,6 +148,7 @@ def dataset_build(
     n: Optional[int] = typer.Option(None, "--n", "-n", help="Number of patterns (synthetic: required; real: default one per structure, more cycle through them)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; blocks are seeded from it, so a build is reproducible."),
     augment: str = typer.Option("realistic", "--augment", help="Augmentations: realistic (for the instrument's kind), vecsei, or none (clean patterns)."),
+    augment_range: list[str] = typer.Option([], "--augment-range", help=AUGMENT_RANGE_HELP),
     label_set: str = typer.Option("sg", "--label-set", help="Synthetic: labels balanced when drawing space groups: sg, sg144, bravais, extinction, crystal_system."),
     block_size: int = typer.Option(1024, "--block-size", help="Patterns generated and committed at a time (the unit of resuming)."),
     device: str = typer.Option("auto", "--device", help="Where to simulate: auto (cuda if present), cpu, cuda, cuda:1..."),
@@ -151,6 +167,7 @@ def dataset_build(
     from powdersym.structures import StructureError
 
     shard_pair = _parse_shard(shard)
+    ranges = _parse_ranges(augment_range)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device.startswith("cuda") and not torch.cuda.is_available():
@@ -172,6 +189,10 @@ def dataset_build(
     try:
         inst = preset(instrument, **_parse_overrides(set_))
         torch.device(device)
+        if ranges:
+            from powdersym.data.generate import augment_config
+
+            augment = augment_config(augment, inst, ranges)
         try:
             path = build_dataset(
                 out, source, inst, n, seed=seed, block_size=block_size, device=device, augment=augment,
@@ -324,6 +345,7 @@ def train(
     labelled_fraction: float = typer.Option(1.0, "--labelled-fraction", help="Fraction of the training rows that keep their labels (paper: 0.05, 0.1, 0.25, 0.5)."),
     lattice_weight: float = typer.Option(0.0, "--lattice-weight", help="> 0: also regress a, b, c, alpha, beta, gamma with this weight on their MSE."),
     augment: str = typer.Option("realistic", "--augment", help="Augmentation of synthetic patterns: realistic, vecsei, none."),
+    augment_range: list[str] = typer.Option([], "--augment-range", help=AUGMENT_RANGE_HELP),
     balance: Optional[str] = typer.Option(None, "--balance", help="Synthetic: draw the classes of this label set equally often (sg, sg144, bravais, eg, cs; default: --labels). cs gives monoclinic and triclinic crystals 2/7 of the patterns instead of 15/230."),
     split: str = typer.Option("auto", "--split", help="Split of pattern files: structure (no formula/prototype in two parts; the default for real structures), random (the default for synthetic crystals), or auto."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the split, the batches and the synthetic stream; continuing a synthetic run with --init needs a new seed, or the same patterns are replayed."),
@@ -343,12 +365,13 @@ def train(
     from powdersym.train import TrainConfig
     from powdersym.train import train as run_training
 
+    ranges = _parse_ranges(augment_range)
     try:
         config = TrainConfig(
             model=model, labels=labels, data=data[0] if data == ["synthetic"] else list(data), instrument=instrument,
             out=str(out), seed=seed, max_steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, sgan=sgan,
             discriminator_lr=discriminator_lr, generator_lr=generator_lr, generator_loss=generator_loss,
-            labelled_fraction=labelled_fraction, lattice_weight=lattice_weight, augment=augment, balance=balance, split=split,
+            labelled_fraction=labelled_fraction, lattice_weight=lattice_weight, augment=augment, augment_ranges=ranges, balance=balance, split=split,
             validate_every=validate_every, checkpoint_every=checkpoint_every, patience=patience or None,
             devices=int(devices) if devices.isdigit() else devices, num_workers=workers, stream_workers=stream_workers, dropout=dropout, model_kwargs={"norm": norm} if norm else {}, init=str(init) if init else None,
         )  # fmt: skip

@@ -98,6 +98,30 @@ def test_grid_mismatch_and_bad_ranges_are_refused():
         AugmentConfig(impurity_fraction=(0.0, 1.0))
 
 
+def test_ranges_replace_one_effect_each_and_are_checked():
+    from powdersym.augment.config import parse_ranges
+
+    base = AugmentConfig.realistic("xray-cuka")
+    ranges = parse_ranges(["crystallite_size=1000:1e4", "microstrain=off", "zero-shift=0.01", "chebyshev_order=2:5"])
+    assert ranges == {"crystallite_size": (1000.0, 10000.0), "microstrain": None, "zero_shift": (0.01, 0.01),
+                      "chebyshev_order": (2.0, 5.0)}  # fmt: skip
+    changed = base.with_ranges(ranges)
+    assert changed.crystallite_size == (1000.0, 10000.0) and changed.microstrain is None
+    assert changed.chebyshev_order == (2, 5) and isinstance(changed.chebyshev_order[0], int)
+    assert changed.replace(crystallite_size=base.crystallite_size, microstrain=base.microstrain, zero_shift=base.zero_shift,
+                           chebyshev_order=base.chebyshev_order) == base  # fmt: skip
+    for bad, message in ((["size=1:2"], None), (["crystallite_size"], "NAME=LOW:HIGH"), (["microstrain=a:b"], "LOW:HIGH")):
+        if message:
+            with pytest.raises(ValueError, match=message):
+                parse_ranges(bad)
+    with pytest.raises(ValueError, match="unknown augmentation range 'size'"):
+        base.with_ranges(parse_ranges(["size=1:2"]))
+    with pytest.raises(ValueError, match="low <= high"):
+        base.with_ranges({"crystallite_size": (1e4, 1000)})
+    with pytest.raises(ValueError, match="cannot be switched off"):
+        base.with_ranges({"chebyshev_level": None})
+
+
 def test_presets_for_each_instrument():
     for name in ("xray-cuka", "neutron-cw", "neutron-tof"):
         config = AugmentConfig.realistic(name)

@@ -185,6 +185,39 @@ def test_synthetic_training_balances_over_the_chosen_label_set(tmp_path):
     assert load_model(train(config).model_path).meta["training"]["balanced_over"] == "crystal_system"
 
 
+def test_augmentation_ranges_reach_the_stream_the_model_json_and_calibration(tmp_path, monkeypatch):
+    """--augment-range (sharper peaks: crystallites of 1000-10000 Å, no microstrain): the training stream's
+    augmentation has the replaced ranges and the rest of 'realistic', the exported JSON records them, and
+    `calibrate` draws its patterns with them; an unknown range is refused before training."""
+    import powdersym.evaluate.calibrate_model as calibrate_model
+    from powdersym.augment import AugmentConfig
+    from powdersym.train.data import PatternData
+
+    ranges = {"crystallite_size": (1000.0, 10000.0), "microstrain": None}
+    config = run_config(tmp_path, "synthetic", instrument="neutron-cw", labels="sg", max_steps=1, batch_size=4,
+                        validate_every=1, validation_size=4, augment_ranges=ranges)  # fmt: skip
+    drawn = PatternData(config)._stream(5, 4, max_batches=1).settings.augment_config
+    assert drawn.crystallite_size == (1000.0, 10000.0) and drawn.microstrain is None
+    assert drawn.replace(crystallite_size=None, microstrain=None) == AugmentConfig.realistic("neutron-cw").replace(
+        crystallite_size=None, microstrain=None)  # fmt: skip
+    path = train(config).model_path
+    assert load_model(path).meta["training"]["augment_ranges"] == {"crystallite_size": [1000.0, 10000.0], "microstrain": None}
+
+    seen = {}
+    validation = calibrate_model.synthetic_validation
+
+    def spy(instrument, n, seed, augment, balance):
+        seen["augment"] = augment
+        return validation(instrument, n, seed, augment=augment, balance=balance)
+
+    monkeypatch.setattr(calibrate_model, "synthetic_validation", spy)
+    stored = calibrate_model.calibrate_saved_model(path, n=16)
+    assert seen["augment"].crystallite_size == (1000.0, 10000.0) and seen["augment"].microstrain is None
+    assert "training ranges" in stored["calibration"]["data"]
+    with pytest.raises(ValueError, match="unknown augmentation range 'sharpness'"):
+        run_config(tmp_path, "synthetic", augment_ranges={"sharpness": (1, 2)})
+
+
 def test_evaluation_on_the_training_file_uses_only_its_test_split(tmp_path, tiny_dataset):
     """A model evaluated on its own training file: only the rows of its recorded test split are scored (rebuilt from
     the seed in the model's JSON), in the model's own label set, and the overlap with the training rows is computed."""

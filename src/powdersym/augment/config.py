@@ -10,6 +10,8 @@ from powdersym.augment import vecsei
 from powdersym.augment.sampling import Range
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from powdersym.simulate.instruments import Instrument
 
 
@@ -56,9 +58,7 @@ class AugmentConfig:
     normalise: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("zero_shift", "displacement", "march_dollase", "crystallite_size", "microstrain",
-                     "resolution_jitter", "impurity_fraction", "chebyshev_order", "chebyshev_amplitude",
-                     "chebyshev_level", "poisson_counts", "vecsei_noise"):
+        for name in RANGES:
             value = getattr(self, name)
             if value is not None and (len(value) != 2 or not value[0] <= value[1]):
                 raise ValueError(f"{name} must be a range (low, high) with low <= high, got {value!r}")
@@ -95,6 +95,23 @@ class AugmentConfig:
     def replace(self, **changes: object) -> "AugmentConfig":
         return dataclasses.replace(self, **changes)
 
+    def with_ranges(self, ranges: "Mapping[str, Sequence[float] | None]") -> "AugmentConfig":
+        """This configuration with some effects' ranges replaced, e.g. {"crystallite_size": (1000, 10000)} for an
+        instrument with sharper peaks; None switches an effect off. ValueError names an unknown or invalid range."""
+        changes: dict[str, object] = {}
+        for name, value in ranges.items():
+            if name not in RANGES:
+                raise ValueError(f"unknown augmentation range {name!r} (known: {', '.join(RANGES)})")
+            if value is not None:
+                if len(value) != 2:
+                    raise ValueError(f"{name} needs two numbers (low, high), got {value!r}")
+                kind = int if name == "chebyshev_order" else float
+                value = (kind(value[0]), kind(value[1]))
+            elif name in ("chebyshev_amplitude", "chebyshev_level"):
+                raise ValueError(f"{name} cannot be switched off (switch chebyshev_order off instead)")
+            changes[name] = value
+        return self.replace(**changes)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -105,6 +122,29 @@ class AugmentConfig:
 
 
 PER_CRYSTAL = ("zero_shift", "displacement", "march_dollase", "crystallite_size", "microstrain", "resolution_jitter")
+# the fields that are ranges (low, high)
+RANGES = PER_CRYSTAL + ("impurity_fraction", "chebyshev_order", "chebyshev_amplitude", "chebyshev_level", "poisson_counts",
+                        "vecsei_noise")  # fmt: skip
+
+
+def parse_ranges(items: "Sequence[str]") -> dict[str, tuple[float, float] | None]:
+    """Command-line ranges NAME=LOW:HIGH (or NAME=VALUE, or NAME=off) -> {name: (low, high) or None}, for
+    `AugmentConfig.with_ranges` (which checks the names)."""
+    out: dict[str, tuple[float, float] | None] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise ValueError(f"expected NAME=LOW:HIGH or NAME=off, got {item!r}")
+        if value.strip().lower() == "off":
+            out[name] = None
+            continue
+        low, colon, high = value.partition(":")
+        try:
+            out[name] = (float(low), float(high if colon else low))
+        except ValueError:
+            raise ValueError(f"{name}: {value!r} is not LOW:HIGH") from None
+    return out
 
 
 def realistic_defaults(instrument: "Instrument | str") -> dict:

@@ -86,9 +86,18 @@ class SyntheticSettings:
         }
 
 
-def augment_config(augment: Any, instrument: Instrument) -> Any:
-    """An AugmentConfig from a name ('realistic' for the instrument's kind, 'vecsei', 'none') or as given;
-    None and 'none' mean clean patterns."""
+def augment_config(augment: Any, instrument: Instrument, ranges: dict | None = None) -> Any:
+    """An AugmentConfig from a name ('realistic' for the instrument's kind, 'vecsei', 'none') or as given, with
+    `ranges` replacing some of its effects' ranges (AugmentConfig.with_ranges); None and 'none' mean clean patterns."""
+    config = _named_augment_config(augment, instrument)
+    if ranges:
+        if config is None:
+            raise ValueError("augmentation ranges given, but augmentation is off ('none')")
+        config = config.with_ranges(ranges)
+    return config
+
+
+def _named_augment_config(augment: Any, instrument: Instrument) -> Any:
     if augment is None or (isinstance(augment, str) and augment == "none"):
         return None
     if not isinstance(augment, str):

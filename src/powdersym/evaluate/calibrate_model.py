@@ -17,10 +17,11 @@ VALIDATION_SEED = 424242  # no training stream (seeds 0 / 10 000 / 20 000 + run 
 
 
 def synthetic_validation(
-    instrument: Any, n: int, seed: int = VALIDATION_SEED, augment: str = "realistic", balance: str = "space_group"
+    instrument: Any, n: int, seed: int = VALIDATION_SEED, augment: Any = "realistic", balance: str = "space_group"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """n realistic synthetic patterns [n, P] and their space-group numbers [n], balanced over the classes of
-    `balance` (the 230 groups by default; a model's own training balance when calibrating it)."""
+    """n synthetic patterns [n, P] (realistic augmentation by default; a name or an AugmentConfig) and their
+    space-group numbers [n], balanced over the classes of `balance` (the 230 groups by default; a model's own
+    training balance when calibrating it)."""
     from powdersym.data import SyntheticStream
 
     batch = min(n, 512)
@@ -37,10 +38,15 @@ def calibrate_saved_model(path: str | os.PathLike, n: int = 2048, coverage: floa
     from powdersym.models.saved import meta_path
     from powdersym.predict import Predictor
 
+    from powdersym.data.generate import augment_config
+
     predictor = Predictor.load(path)
-    # the distribution the model was trained on (older models: balanced over the 230 groups)
-    balance = predictor.saved.meta.get("training", {}).get("balanced_over", "space_group")
-    patterns, groups = synthetic_validation(predictor.instrument, n, seed, balance=balance)
+    # the distribution the model was trained on (older models: realistic augmentation, balanced over the 230 groups)
+    training = predictor.saved.meta.get("training", {})
+    balance = training.get("balanced_over", "space_group")
+    augment_name = training.get("augment", "realistic")
+    augment = augment_config(augment_name, predictor.instrument, training.get("augment_ranges"))
+    patterns, groups = synthetic_validation(predictor.instrument, n, seed, augment=augment, balance=balance)
     logits, _ = predictor.logits(patterns)
     labels = groups - 1
     temperature = float(fit_temperature(logits, labels))
@@ -51,7 +57,8 @@ def calibrate_saved_model(path: str | os.PathLike, n: int = 2048, coverage: floa
         "temperature": temperature,
         "refusal_threshold": float(point.threshold),
         "calibration": {
-            "data": f"{n} synthetic patterns (realistic augmentation, seed {seed}), balanced over {balance}",
+            "data": f"{n} synthetic patterns ({augment_name} augmentation{' with the training ranges' if training.get('augment_ranges') else ''}, "
+                    f"seed {seed}), balanced over {balance}",
             "ece_before": float(expected_calibration_error(raw, labels)),
             "ece_after": float(expected_calibration_error(calibrated, labels)),
             "top1": float(top_k_accuracy(calibrated, labels, 1)),

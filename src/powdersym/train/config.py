@@ -90,6 +90,9 @@ class TrainConfig:
     init: str | None = None  # a saved model (.safetensors) whose weights start the run: fine-tuning
     # synthetic data
     augment: str = "realistic"
+    # effect -> (low, high) or None (off), replacing the ranges of `augment` (AugmentConfig.with_ranges), e.g.
+    # {"crystallite_size": (1000, 10000), "microstrain": (0, 5e-4)} for an instrument with sharper peaks
+    augment_ranges: dict[str, Any] = field(default_factory=dict)
     # label set whose classes synthetic crystals are drawn equally often from (None: the trained labels); e.g.
     # "crystal_system" gives monoclinic + triclinic 2/7 of the patterns, against 15/230 when balanced over groups
     balance: str | None = None
@@ -132,6 +135,15 @@ class TrainConfig:
             raise ValueError("batch_size and max_steps must be positive")
         if self.stream_workers < 0:
             raise ValueError("stream_workers must be 0 or more")
+        if self.augment_ranges:
+            self.augment_config()  # ValueError now, not after the first steps
+
+    def augment_config(self) -> Any:
+        """The AugmentConfig of synthetic patterns (None: clean)."""
+        from powdersym.data.generate import augment_config
+        from powdersym.simulate import preset
+
+        return augment_config(self.augment, preset(self.instrument), self.augment_ranges)
 
     @property
     def optimiser_steps(self) -> int:

@@ -88,7 +88,7 @@ class PatternData(L.LightningDataModule):
         c = self.config
         return SyntheticStream(
             c.instrument, batch_size, seed=seed, device=self.device, label_set=balance_label_set(c),
-            augment=c.augment, start_step=start, max_batches=max_batches, rank=self._rank_world()[0],
+            augment=c.augment_config(), start_step=start, max_batches=max_batches, rank=self._rank_world()[0],
         )  # fmt: skip
 
     # ---- Lightning hooks --------------------------------------------------------------------------------
@@ -176,7 +176,8 @@ class PatternData(L.LightningDataModule):
             world = self._rank_world()[1]
             validation = f"{c.validation_size} synthetic patterns (seed {c.seed + 10_000})" + (f", {world} shards (one per process)" if world > 1 else "")
             return {"source": "synthetic random crystals, simulated on the fly", "instrument": c.instrument,
-                    "augment": c.augment, "label_set": c.labels, "balanced_over": balance_label_set(c),
+                    "augment": c.augment, "augment_ranges": c.augment_ranges, "label_set": c.labels,
+                    "balanced_over": balance_label_set(c),
                     "validation": validation}  # fmt: skip
         sizes = {name: int(len(rows)) for name, rows in self.split.items()}
         return {"source": [str(p) for p in np.atleast_1d(c.data)], "split": c.split, "seed": c.seed, "rows": sizes,
