@@ -32,13 +32,21 @@ def main() -> None:
     parser.add_argument("--augment-range", nargs="+", default=[], metavar="NAME=LOW:HIGH",
                         help="replace augmentation ranges, as `powdersym train --augment-range` (e.g. crystallite_size=1000:10000)")
     args = parser.parse_args()
+    try:
+        ranges = parse_ranges(args.augment_range)
+    except ValueError as err:
+        parser.error(f"--augment-range: {err}")
     weights = shipped_model(args.name)
     config = TrainConfig.from_dict(json.loads(weights.with_suffix(".json").read_text())["training"]["config"])
     # init relative to the checkout: no machine paths in the exported JSON
     changes = dict(out=str(args.out / args.name), init=os.path.relpath(weights), max_minutes=args.minutes, lr=args.lr,
                    seed=args.seed, balance=args.balance, max_steps=1_000_000, stream_workers=args.stream_workers,
-                   augment_ranges={**config.augment_ranges, **parse_ranges(args.augment_range)})  # fmt: skip
-    result = train(TrainConfig(**{**config.as_dict(), **changes}))
+                   augment_ranges={**config.augment_ranges, **ranges})  # fmt: skip
+    try:
+        leg = TrainConfig(**{**config.as_dict(), **changes})
+    except ValueError as err:
+        parser.error(str(err))
+    result = train(leg)
     metrics = {k: round(v, 4) for k, v in result.metrics.items() if k.startswith("val")}
     print(f"{args.name}: {result.steps} steps in {result.seconds:.0f} s; {metrics}", flush=True)
 

@@ -216,6 +216,8 @@ def test_augmentation_ranges_reach_the_stream_the_model_json_and_calibration(tmp
     assert "training ranges" in stored["calibration"]["data"]
     with pytest.raises(ValueError, match="unknown augmentation range 'sharpness'"):
         run_config(tmp_path, "synthetic", augment_ranges={"sharpness": (1, 2)})
+    with pytest.raises(ValueError, match="apply to synthetic data"):
+        run_config(tmp_path, "train.h5", augment_ranges=ranges)
 
 
 def test_evaluation_on_the_training_file_uses_only_its_test_split(tmp_path, tiny_dataset):

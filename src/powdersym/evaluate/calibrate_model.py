@@ -35,10 +35,9 @@ def calibrate_saved_model(path: str | os.PathLike, n: int = 2048, coverage: floa
     """Temperature (NLL on the validation logits) and the certainty threshold that keeps `coverage` of the
     validation patterns; written into the model's JSON (atomically). Returns what was stored."""
     from powdersym.evaluate import choose_refusal_threshold, expected_calibration_error, fit_temperature, top_k_accuracy
+    from powdersym.data.generate import augment_config
     from powdersym.models.saved import meta_path
     from powdersym.predict import Predictor
-
-    from powdersym.data.generate import augment_config
 
     predictor = Predictor.load(path)
     # the distribution the model was trained on (older models: realistic augmentation, balanced over the 230 groups)

@@ -136,6 +136,8 @@ class TrainConfig:
         if self.stream_workers < 0:
             raise ValueError("stream_workers must be 0 or more")
         if self.augment_ranges:
+            if not self.synthetic:
+                raise ValueError("augmentation ranges apply to synthetic data; pattern files carry the augmentation they were built with")
             self.augment_config()  # ValueError now, not after the first steps
 
     def augment_config(self) -> Any:
