@@ -23,7 +23,8 @@ from powdersym.structures import CrystalBatch
 # Crystals simulated at a time on a GPU (simulate also splits by memory: large cells go in smaller chunks). With the
 # matrix-product |F|^2, 1024 ran fastest on an H100 (X-ray 20 k/s vs 18 k/s at 256; neutron CW 29 k/s vs 17 k/s); with
 # the fused kernel (no [chunk, reflections, atoms] arrays) larger chunks do: neutron CW 56.5 k/s at 2048 vs 48.8 k/s at
-# 1024 on an H200, and the whole stream (calls of 16,384) 42.0 k/s at 4096 vs 35.2 k/s at 2048 (2026-12-04).
+# 1024 on an H200. 4096 against 2048 in the whole stream (calls of 16,384, H200, 2026-12-04): 46.5 k vs 45.9 k/s averaged
+# over both timing orders (the configuration timed later in a process runs faster): no difference beyond that.
 CUDA_CHUNK = 4096
 
 

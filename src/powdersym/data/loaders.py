@@ -32,9 +32,9 @@ Target = str | Sequence[str] | None
 # larger pool beyond run-to-run spread. Under 1 GB of GPU memory (<= 64 atoms each).
 CUDA_POOL = 262_144
 # Patterns simulated per call on a GPU: each call has a fixed cost (sample effects, augmentation, a few hundred
-# launches and host syncs) beside its chunks. Same stream, same process, one H200 (2026-12-04, stream_profile.py
-# --stream-renders 4096 16384 --stream-chunks 2048 4096): 29.6 k patterns/s with calls of 4,096 (chunks of 2,048 or
-# 4,096), 35.2 k with 16,384 in chunks of 2,048, 42.0 k with 16,384 in chunks of 4,096.
+# launches and host syncs) beside its chunks. Same stream, one H200 (2026-12-04, stream_profile.py --stream-renders
+# 16384 4096 --stream-chunks 4096 2048, timed in both orders): calls of 16,384 40.5 k / 51.8 k patterns/s, calls of
+# 4,096 31.7 k / 36.8 k (each the mean over both chunk sizes; first / second order).
 CUDA_RENDER = 16_384
 
 
