@@ -338,6 +338,7 @@ def train(
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop after this many minutes of training (the model is exported as it is then)."),
     batch_size: int = typer.Option(64, "--batch-size", help="Patterns per mini-batch (paper: 64 supervised, 32 SGAN)."),
     lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate (paper: 1e-4)."),
+    lr_schedule: str = typer.Option("constant", "--lr-schedule", help="constant, or cosine: decay the rate to zero over --steps or --max-minutes, whichever ends first (usually better for a fixed budget)."),
     sgan: bool = typer.Option(False, "--sgan", help="Semi-supervised GAN (Lolla et al.): unlabelled rows also train the discriminator."),
     discriminator_lr: float = typer.Option(5e-6, "--discriminator-lr", help="SGAN: Adam rate of the discriminator (paper: 5e-6; 5e-4 learns in minutes with --norm batch)."),
     generator_lr: float = typer.Option(1e-6, "--generator-lr", help="SGAN: Adam rate of the generator (paper: 1e-6)."),
@@ -369,7 +370,7 @@ def train(
     try:
         config = TrainConfig(
             model=model, labels=labels, data=data[0] if data == ["synthetic"] else list(data), instrument=instrument,
-            out=str(out), seed=seed, max_steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, sgan=sgan,
+            out=str(out), seed=seed, max_steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, sgan=sgan,
             discriminator_lr=discriminator_lr, generator_lr=generator_lr, generator_loss=generator_loss,
             labelled_fraction=labelled_fraction, lattice_weight=lattice_weight, augment=augment, augment_ranges=ranges, balance=balance, split=split,
             validate_every=validate_every, checkpoint_every=checkpoint_every, patience=patience or None,

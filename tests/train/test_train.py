@@ -250,3 +250,33 @@ def test_continuing_a_synthetic_run_with_the_same_seed_warns_of_replayed_data(tm
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*replays the same patterns.*")
         train(run_config(tmp_path / "c", "synthetic", init=str(first.model_path), seed=1, **small))
+
+
+def test_cosine_schedule_decays_the_rate_to_zero_over_the_steps(tmp_path, tiny_dataset):
+    result = train(run_config(tmp_path, tiny_dataset, max_steps=8, lr_schedule="cosine"))
+    log = np.genfromtxt(tmp_path / "run" / "logs" / "metrics.csv", delimiter=",", names=True)
+    lr = log["lr"][~np.isnan(log["lr"])]
+    assert result.steps == 8 and len(lr) == 8
+    expected = 3e-3 * 0.5 * (1 + np.cos(np.pi * np.arange(8) / 8))  # set before each batch, from its step
+    assert np.allclose(lr, expected, rtol=1e-6)
+    constant = train(run_config(tmp_path / "c", tiny_dataset, max_steps=3))
+    log = np.genfromtxt(tmp_path / "c" / "run" / "logs" / "metrics.csv", delimiter=",", names=True)
+    assert constant.steps == 3 and np.allclose(log["lr"][~np.isnan(log["lr"])], 3e-3)
+
+
+def test_cosine_schedule_follows_the_clock_and_keeps_its_base_rate_on_resume():
+    from types import SimpleNamespace
+
+    from powdersym.train.schedule import CosineOverBudget, budget_fraction
+
+    assert budget_fraction(10, 100, elapsed=30.0, max_seconds=60.0) == 0.5  # time runs out first
+    assert budget_fraction(90, 100, elapsed=30.0, max_seconds=60.0) == 0.9
+    assert budget_fraction(10, 100, elapsed=999.0, max_seconds=None) == 0.1
+    # a resumed optimiser carries the decayed rate and the base it started from
+    optimiser = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-5)
+    optimiser.param_groups[0]["initial_lr"] = 1e-3
+    trainer = SimpleNamespace(optimizers=[optimiser], callbacks=[], global_step=25)
+    schedule = CosineOverBudget(max_steps=100)
+    schedule.on_train_start(trainer, None)
+    schedule.on_train_batch_start(trainer, None, None, 0)
+    assert optimiser.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi / 4)))

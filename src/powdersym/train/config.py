@@ -83,6 +83,7 @@ class TrainConfig:
     max_minutes: float | None = None  # wall-clock limit of the fit (then the model is exported as it is)
     batch_size: int = 64
     lr: float = 1e-4
+    lr_schedule: str = "constant"  # constant | cosine (to zero over max_steps or max_minutes, whichever ends first)
     weight_decay: float = 0.0
     dropout: float | None = None  # None: the model's default
     model_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -133,6 +134,8 @@ class TrainConfig:
             raise ValueError(f"unknown generator loss {self.generator_loss!r} (paper or feature_matching)")
         if self.batch_size < 1 or self.max_steps < 1:
             raise ValueError("batch_size and max_steps must be positive")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"unknown learning-rate schedule {self.lr_schedule!r} (constant or cosine)")
         if self.stream_workers < 0:
             raise ValueError("stream_workers must be 0 or more")
         if self.augment_ranges:

@@ -83,6 +83,7 @@ class Classifier(L.LightningModule):
         seed_process(self)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False, batch_size=len(batch[0]))
         return self._losses(batch, "train")
 
     def validation_step(self, batch, batch_idx: int) -> None:

@@ -29,6 +29,7 @@ from powdersym.models.saved import save_model
 from powdersym.simulate import preset
 from powdersym.train.config import TrainConfig, class_names
 from powdersym.train.data import PatternData
+from powdersym.train.schedule import CosineOverBudget
 
 
 @dataclass
@@ -130,6 +131,9 @@ def trainer_for(config: TrainConfig, out: Path) -> L.Trainer:
                         save_last=True, save_top_k=0),
         ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_loss", mode="min", save_top_k=1),
     ]
+    if config.lr_schedule == "cosine":
+        max_seconds = None if config.max_minutes is None else 60 * config.max_minutes
+        callbacks.append(CosineOverBudget(config.max_steps * config.optimiser_steps, max_seconds))
     if config.patience is not None:
         callbacks.append(EarlyStopping(monitor="val_loss", patience=config.patience, check_on_train_epoch_end=False))
     loggers: list = [CSVLogger(out, name="logs", version="")]
