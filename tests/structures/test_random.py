@@ -252,3 +252,35 @@ def test_pyxtal_backend_returns_crystals_or_none():
     crystals = pyxtal_crystals([225, 14], [(["Na", "Cl"], [4, 4]), (["Ca", "O"], [4, 4])], timeout_s=20)
     assert len(crystals) == 2 and all(c is None or isinstance(c, Crystal) for c in crystals)
     assert crystals[0] is not None and crystals[0].formula() == "Cl4Na4" and crystals[0].space_group == 225
+
+
+def test_real_site_combinations_come_from_the_materials_project_table_and_keep_their_groups():
+    """real_site_fraction=1: each crystal's site combination is one that real materials of its group have (pyxtal's
+    Materials Project statistics, read independently here), the most common ones come most often, and spglib finds
+    the requested group."""
+    import csv
+    from importlib import resources
+
+    from powdersym.symmetry import space_group
+
+    real: dict[int, dict[tuple[str, ...], int]] = {}
+    with resources.files("pyxtal.database").joinpath("spg_num_wps_mp.csv").open() as f:
+        for row in csv.DictReader(f):
+            positions = space_group(int(row["spg"])).wyckoff_positions
+            # pyxtal numbers a group's positions from the general one down; compare by Wyckoff label
+            key = tuple(sorted(positions[len(positions) - 1 - int(i)].label for i in row["wps"].split("-")))
+            real.setdefault(int(row["spg"]), {})[key] = int(row["count"])
+    groups = torch.tensor([14] * 300 + [2, 12, 62, 139, 166, 194, 225] * 10)
+    crystals = random_crystals(groups, RandomCrystalConfig(real_site_fraction=1.0), generator=seeded(5))
+    labels = [tuple(sorted(crystals.wyckoff_labels(i))) for i in range(len(crystals))]
+    assert all(label in real[int(g)] for label, g in zip(labels, groups.tolist()))
+    # P2_1/c: the commonest real combination that fits 64 atoms is drawn about as often as its count says
+    fits = {k: n for k, n in real[14].items() if sum(int(w[:-1]) for w in k) <= 64 and len(k) <= RandomCrystalConfig().max_sites}
+    top = max(fits, key=fits.get)
+    share = sum(label == top for label in labels[:300]) / 300
+    assert abs(share - fits[top] / sum(fits.values())) < 0.06, (share, fits[top] / sum(fits.values()))
+    wrong = [(n, found) for (matrix, frac, numbers), n in zip(cells(crystals), groups.tolist())
+             if (found := getattr(spglib.get_symmetry_dataset((matrix, frac, numbers), symprec=1e-3), "number", None)) != n]  # fmt: skip
+    assert len(wrong) <= 1, wrong
+    with pytest.raises(ValueError, match="real_site_fraction"):
+        RandomCrystalConfig(real_site_fraction=1.5)

@@ -144,6 +144,10 @@ class RandomCrystalConfig:
     b_iso: range of isotropic B (Å^2), drawn per site.
     candidates: random draws tried per site; max_attempts: draws of a whole crystal; max_site_attempts: draws of a
     site combination before one of the precomputed valid combinations is taken.
+    real_site_fraction: fraction of crystals whose Wyckoff site combination is drawn, as often as it occurs, from
+    those of the group in the Materials Project (`real_site_combinations`) instead of site by site; elements,
+    lattice and coordinates stay random. Real materials put most atoms on general positions (P2_1/c: 10 general
+    sites is common), which the site-by-site draw rarely does.
     """
 
     max_atoms: int = 64
@@ -165,6 +169,7 @@ class RandomCrystalConfig:
     candidates: int = 8
     max_attempts: int = 10
     max_site_attempts: int = 8
+    real_site_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_atoms < 1 or not self.n_sites_weights or not self.n_elements_weights:
@@ -181,6 +186,8 @@ class RandomCrystalConfig:
                 raise ValueError(f"{name} must be a range (low, high) with 0 <= low <= high")
         if not 0 < self.volume_factor[0] or self.axis_ratio[0] <= 0:
             raise ValueError("volume_factor and axis_ratio must be positive")
+        if not 0 <= self.real_site_fraction <= 1:
+            raise ValueError("real_site_fraction must lie in [0, 1]")
         if self.max_attempts < 1 or self.candidates < 1 or self.max_site_attempts < 1:
             raise ValueError("max_attempts, max_site_attempts and candidates must be >= 1")
         for symbol in self.species:
@@ -509,6 +516,52 @@ def minimum_atoms(space_group_number: int) -> int:
     return int(_wyckoff_tables()["minimum_atoms"][space_group_number])
 
 
+_REAL_COMBINATIONS = 512  # most frequent real site combinations kept per group
+
+
+def real_site_combinations(max_sites: int) -> dict[str, np.ndarray]:
+    """Wyckoff site combinations of real materials per group, from the Materials Project statistics shipped with
+    pyxtal (database/spg_num_wps_mp.csv: group, atoms in the conventional cell, pyxtal's Wyckoff indices, number of
+    structures; 88,678 structures). Kept: combinations of at most `max_sites` sites with exactly the group's
+    symmetry for generic coordinates (the eigensymmetry rule of the site-by-site draw), the 512 most frequent per
+    group. Returns sites [231, K, max_sites] (our Wyckoff indices, -1 padded), atoms [231, K] and log_count
+    [231, K] (-inf where no combination)."""
+    import csv
+    from importlib import resources
+
+    t = _wyckoff_tables()
+    found: dict[int, list[tuple[int, list[int]]]] = {}
+    with resources.files("pyxtal.database").joinpath("spg_num_wps_mp.csv").open() as f:
+        for row in csv.DictReader(f):
+            number, count = int(row["spg"]), int(row["count"])
+            n_positions = int(t["exists"][number].sum())
+            # pyxtal lists a group's positions from the general one down (letters reversed); ours run from 'a'
+            sites = [n_positions - 1 - int(i) for i in row["wps"].split("-")]
+            if int(t["multiplicity"][number, sites].sum()) != int(row["n_atoms"]):
+                raise AssertionError(f"group {number}: pyxtal's Wyckoff order differs from ours ({row['wps']})")
+            fixed_twice = len(set(w for w in sites if not t["free"][number, w])) < sum(not t["free"][number, w] for w in sites)
+            if len(sites) > max_sites or fixed_twice:
+                continue
+            mask = np.bitwise_and.reduce(t["bits"][number, sites], axis=0)
+            if (t["alone"][number, sites[0]] if len(sites) == 1 else not mask.any()):
+                found.setdefault(number, []).append((count, sites))
+    k = max(1, min(_REAL_COMBINATIONS, max((len(v) for v in found.values()), default=1)))
+    sites = np.full((N_SPACE_GROUPS + 1, k, max_sites), -1, dtype=np.int64)
+    atoms = np.zeros((N_SPACE_GROUPS + 1, k), dtype=np.int64)
+    log_count = np.full((N_SPACE_GROUPS + 1, k), -np.inf)
+    for number, combos in found.items():
+        for i, (count, combo) in enumerate(sorted(combos, key=lambda c: -c[0])[:k]):
+            sites[number, i, : len(combo)] = combo
+            atoms[number, i] = t["multiplicity"][number, combo].sum()
+            log_count[number, i] = math.log(count)
+    return {"sites": sites, "atoms": atoms, "log_count": log_count}
+
+
+@cache
+def _device_real_sites(max_sites: int, device: str) -> dict[str, torch.Tensor]:
+    return {name: torch.as_tensor(a).to(device) for name, a in real_site_combinations(max_sites).items()}
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Random crystals
 
@@ -678,7 +731,14 @@ def _choose_sites(groups, cap, config, t, chem, rand: _Random) -> torch.Tensor:
     b, device = len(groups), groups.device
     wyckoff = torch.full((b, config.max_sites), -1, dtype=torch.long, device=device)
     todo = torch.arange(b, device=device)
+    if config.real_site_fraction > 0:
+        real = _real_sites(groups, cap, config, rand)
+        taken = real[:, 0] >= 0
+        wyckoff[taken] = real[taken]
+        todo = todo[~taken]
     for _ in range(config.max_site_attempts):
+        if len(todo) == 0:
+            return wyckoff
         drafts = _drafts(device, b, len(todo), _MAX_SITE_DRAFTS)
         sites, valid = _draw_sites(groups[todo].repeat_interleave(drafts), cap[todo].repeat_interleave(drafts), config,
                                    t, chem, rand)  # fmt: skip
@@ -687,13 +747,26 @@ def _choose_sites(groups, cap, config, t, chem, rand: _Random) -> torch.Tensor:
         pick = (torch.arange(len(todo), device=device) * drafts + good.float().argmax(1))[ok]
         wyckoff[todo[ok]] = sites[pick]
         todo = todo[~ok]
-        if len(todo) == 0:
-            return wyckoff
+    if len(todo) == 0:
+        return wyckoff
     # fallback: one of the cheapest valid combinations that fit the budget
     fits = (t["fallback_atoms"][groups[todo]] <= cap[todo, None]).sum(1)
     pick = (rand.uniform(len(todo)) * fits).long().clamp(max=t["fallback_sites"].shape[1] - 1)
     wyckoff[todo, :3] = t["fallback_sites"][groups[todo], pick]
     return wyckoff
+
+
+def _real_sites(groups, cap, config, rand: _Random) -> torch.Tensor:
+    """Real site combinations [B, S] for a `real_site_fraction` of the rows, drawn by frequency among those of the
+    group that fit the atom budget; -1 rows: drawn site by site (not chosen, or no real combination fits)."""
+    real = _device_real_sites(config.max_sites, str(groups.device))
+    b = len(groups)
+    chosen = rand.uniform(b) < config.real_site_fraction
+    log_count = torch.where(real["atoms"][groups] <= cap[:, None], real["log_count"][groups], -torch.inf)
+    score = log_count + rand.gumbel(*log_count.shape)
+    pick = score.argmax(1)
+    usable = chosen & torch.isfinite(log_count).any(1)
+    return torch.where(usable[:, None], real["sites"][groups, pick], -1)
 
 
 def _draw_sites(groups, cap, config, t, chem, rand: _Random) -> tuple[torch.Tensor, torch.Tensor]:
