@@ -1,6 +1,7 @@
 """Learning-rate schedule over a run's budget: cosine decay from the configured rate to zero, by whichever of the
 step limit and the wall-clock limit runs out first. Legs limited by minutes (the shipped models' legs) end with
-a rate of zero instead of wherever a constant rate left them, which usually gains accuracy at no cost."""
+a rate of zero instead of wherever a constant rate left them (the usual choice for a fixed budget; for the X-ray
+legs of docs/results.md it helped the pymatgen set and not RRUFF)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,6 @@ import math
 
 import lightning as L
 from lightning.pytorch.callbacks import Timer
-
-SCHEDULES = ("constant", "cosine")
-
 
 def budget_fraction(step: int, max_steps: int, elapsed: float, max_seconds: float | None) -> float:
     """Fraction of the run's budget used, in [0, 1]: the larger of the step and time fractions."""
