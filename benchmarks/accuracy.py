@@ -42,16 +42,20 @@ SETS = {
 PER_FILE = ("measured-neutron", "measured-neutron-tof")  # small sets: every file's top 5 is printed
 
 
+def model_for(instrument: str, device: str = "cpu", weights: str | None = None) -> Predictor:
+    """The shipped model of an instrument, or the candidate WEIGHTS/INSTRUMENT/model.safetensors."""
+    if weights:
+        return Predictor.load(f"{weights}/{instrument}/model.safetensors", device=device)
+    return Predictor.for_instrument(instrument, device=device)
+
+
 def evaluate(set_name: str, instrument: str, device: str = "cpu", weights: str | None = None) -> tuple[dict, EvaluationSet, np.ndarray]:
     """(summary row, the set, calibrated probabilities [N, 230]); weights: a folder of candidate models
     (INSTRUMENT/model.safetensors) to use instead of the shipped ones."""
     start = time.perf_counter()
     data = load_evaluation_set(set_name, device=device)
     loading = time.perf_counter() - start
-    if weights:
-        predictor = Predictor.load(f"{weights}/{instrument}/model.safetensors", device=device)
-    else:
-        predictor = Predictor.for_instrument(instrument, device=device)
+    predictor = model_for(instrument, device, weights)
     start = time.perf_counter()
     logits, _ = predictor.logits(data.model_inputs(predictor))
     seconds = time.perf_counter() - start

@@ -20,11 +20,11 @@ import dataclasses
 import numpy as np
 import torch
 
+from accuracy import model_for  # benchmarks/ is on the path when a benchmark runs as a script
 from powdersym.augment.config import parse_ranges
 from powdersym.data.generate import SyntheticSettings, augment_config, make_generator, synthetic_block
 from powdersym.evaluate import marginalise, top_k_accuracy
 from powdersym.evaluate.labelsets import derived_index_of_sg
-from powdersym.predict import Predictor
 from powdersym.structures.random import RandomCrystalConfig
 
 SYSTEMS = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic")
@@ -51,10 +51,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=424243)
     args = parser.parse_args()
-    if args.weights:
-        predictor = Predictor.load(f"{args.weights}/{args.instrument}/model.safetensors", device=args.device)
-    else:
-        predictor = Predictor.for_instrument(args.instrument, device=args.device)
+    predictor = model_for(args.instrument, args.device, args.weights)
     training = predictor.saved.meta.get("training", {})
     system_of = derived_index_of_sg("crystal_system")
     print(f"model {args.weights or 'shipped'} {args.instrument} (augmentation {training.get('augment', 'realistic')}, "
