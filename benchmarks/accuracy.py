@@ -14,7 +14,9 @@ constant-wavelength neutron model's grid through d the same way. The powdersym-s
 the model's grid (max-normalised) and go to the network as they are. Columns: space group top-1 / top-5 (230
 classes), the same with enantiomorphic pairs merged, crystal system and Bravais lattice (probabilities summed
 from the space groups), and space-group top-1 on the most certain half (Vecsei et al.'s refusal at 50 %
-coverage).
+coverage). Each set is scored twice: with the probabilities `powdersym predict` reports (re-weighted from the
+model's training balance to the space-group frequencies of known crystals, prior "known") and as trained
+(prior "trained", the better choice for sets spread evenly over the groups, such as the spglib ones).
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ import datetime
 import json
 import subprocess
 import time
+from functools import cache
 
 import numpy as np
-import torch
 
 from powdersym.evaluate import marginalise, merged_accuracy, refusal_curve, top_k_accuracy
 from powdersym.evaluate.labelsets import derived_index_of_sg
@@ -42,26 +44,33 @@ SETS = {
 PER_FILE = ("measured-neutron", "measured-neutron-tof")  # small sets: every file's top 5 is printed
 
 
-def model_for(instrument: str, device: str = "cpu", weights: str | None = None) -> Predictor:
+@cache
+def _load_set(set_name: str, device: str) -> EvaluationSet:
+    return load_evaluation_set(set_name, device=device)  # simulated once for both priors
+
+
+def model_for(instrument: str, device: str = "cpu", weights: str | None = None, prior: str = "known") -> Predictor:
     """The shipped model of an instrument, or the candidate WEIGHTS/INSTRUMENT/model.safetensors."""
     if weights:
-        return Predictor.load(f"{weights}/{instrument}/model.safetensors", device=device)
-    return Predictor.for_instrument(instrument, device=device)
+        return Predictor.load(f"{weights}/{instrument}/model.safetensors", device=device, prior=prior)
+    return Predictor.for_instrument(instrument, device=device, prior=prior)
 
 
-def evaluate(set_name: str, instrument: str, device: str = "cpu", weights: str | None = None) -> tuple[dict, EvaluationSet, np.ndarray]:
-    """(summary row, the set, calibrated probabilities [N, 230]); weights: a folder of candidate models
-    (INSTRUMENT/model.safetensors) to use instead of the shipped ones."""
+def evaluate(
+    set_name: str, instrument: str, device: str = "cpu", weights: str | None = None, prior: str = "known"
+) -> tuple[dict, EvaluationSet, np.ndarray]:
+    """(summary row, the set, calibrated probabilities [N, 230] under `prior`, as `powdersym predict`); weights: a
+    folder of candidate models (INSTRUMENT/model.safetensors) to use instead of the shipped ones."""
     start = time.perf_counter()
-    data = load_evaluation_set(set_name, device=device)
+    data = _load_set(set_name, device)
     loading = time.perf_counter() - start
-    predictor = model_for(instrument, device, weights)
+    predictor = model_for(instrument, device, weights, prior)
     start = time.perf_counter()
     logits, _ = predictor.logits(data.model_inputs(predictor))
     seconds = time.perf_counter() - start
-    probs = torch.softmax(torch.from_numpy(logits) / predictor.saved.temperature, dim=1).numpy()
+    probs = predictor.probabilities(logits)
     labels = data.space_group - 1
-    row = {"set": set_name, "model": instrument, "n": len(labels), "distinct_groups": int(len(np.unique(labels))),
+    row = {"set": set_name, "model": instrument, "prior": predictor.prior_used, "n": len(labels), "distinct_groups": int(len(np.unique(labels))),
            "skipped": len(data.skipped), "sg_top1": top_k_accuracy(probs, labels, 1), "sg_top5": top_k_accuracy(probs, labels, 5),
            "sg_top1_enantiomorph_merged": merged_accuracy(probs.argmax(1), labels, "space_group", "enantiomorph"),
            "sg_top1_at_50pct": refusal_curve(probs, labels).at_coverage(0.5).accuracy, "seconds": seconds,
@@ -92,18 +101,19 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (simulation of the powdersym sets and the network)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--weights", default=None, help="folder of candidate models INSTRUMENT/model.safetensors (default: shipped)")
+    parser.add_argument("--priors", nargs="+", default=["known", "trained"], choices=["known", "trained"], help="class priors to score")
     args = parser.parse_args()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(f"date {datetime.date.today()}, commit {commit}, device {args.device}, models {args.weights or 'shipped'}")
-    print("| set | model | n | SG top-1 | SG top-5 | SG top-1 (enantiomorphs merged) | crystal system | Bravais | SG top-1 on the most certain 50 % |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| set | model | prior | n | SG top-1 | SG top-5 | SG top-1 (enantiomorphs merged) | crystal system | Bravais | SG top-1 on the most certain 50 % |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     rows, details = [], []
-    for name in args.sets:
-        row, data, probs = evaluate(name, SETS[name], args.device, args.weights)
+    for name, prior in ((n, p) for n in args.sets for p in args.priors):
+        row, data, probs = evaluate(name, SETS[name], args.device, args.weights, prior)
         rows.append(row)
-        print(f"| {name} | {row['model']} | {row['n']} | {row['sg_top1']:.1%} | {row['sg_top5']:.1%} | {row['sg_top1_enantiomorph_merged']:.1%} | "
+        print(f"| {name} | {row['model']} | {row['prior']} | {row['n']} | {row['sg_top1']:.1%} | {row['sg_top5']:.1%} | {row['sg_top1_enantiomorph_merged']:.1%} | "
               f"{row['crystal_system_top1']:.1%} | {row['bravais_top1']:.1%} | {row['sg_top1_at_50pct']:.1%} |", flush=True)  # fmt: skip
-        if name in PER_FILE:
+        if name in PER_FILE and prior == args.priors[0]:
             details += per_file_table(data, probs)
             row["files"] = [{"file": f, "true": int(t), "top5": [int(k + 1) for k in np.argsort(-p)[:5]]}
                             for f, t, p in zip(data.names, data.space_group, probs)]  # fmt: skip

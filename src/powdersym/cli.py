@@ -415,6 +415,7 @@ def predict(
     bank: Optional[int] = typer.Option(None, "--bank", help="Bank of a multi-bank file or instrument file."),
     top: int = typer.Option(5, "--top", help="How many space groups to list."),
     background: str = typer.Option("chebyshev", "--background", help="Background subtraction: chebyshev, snip or none."),
+    prior: str = typer.Option("known", "--prior", help="Space-group prior: known (how often known crystals take each group: P2_1/c far more often than P4_22_12; for real samples) or trained (the model's balanced training classes)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document with every result (for pipelines)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Folder for PNGs of raw pattern, background and model input."),
 ) -> None:
@@ -429,7 +430,8 @@ def predict(
     options = _read_options(wavelength, unit, instrument_file, bank)
     back = None if background == "none" else background
     try:
-        predictor = Predictor.load(model, top=top, background=back) if model else Predictor.for_instrument(instrument, top=top, background=back)
+        settings = dict(top=top, background=back, prior=prior)
+        predictor = Predictor.load(model, **settings) if model else Predictor.for_instrument(instrument, **settings)
         patterns = [read_pattern(path, **options) for path in _progress(files, "reading")]
         prepared = predictor.prepare(patterns)
         import numpy as np
@@ -511,6 +513,10 @@ def calibrate(
     typer.echo(f"temperature {stored['temperature']:.3f}; ECE {c['ece_before']:.3f} -> {c['ece_after']:.3f}; "
                f"refusal threshold {stored['refusal_threshold']:.3f} keeps {c['refusal']['coverage']:.0%} at "
                f"{c['refusal']['accuracy_kept']:.1%} top-1 (all: {c['top1']:.1%})")
+    if "refusal_known" in c:
+        k = c["refusal_known"]
+        typer.echo(f"with known crystals' space-group frequencies (patterns re-weighted to them): threshold "
+                   f"{stored['refusal_threshold_known']:.3f} keeps {k['coverage']:.0%} at {k['accuracy_kept']:.1%} top-1 (all: {k['top1']:.1%})")
 
 
 @app.command()

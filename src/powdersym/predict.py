@@ -1,7 +1,9 @@
 """Classify measured patterns with a trained model: read -> preprocess onto the model's grid -> network ->
-space group (230) probabilities, calibrated by the model's temperature, summed into Bravais lattice, crystal
-system and extinction group; a lattice estimate; and an 'uncertain' flag below the model's refusal threshold
-(chosen on validation data, Vecsei et al.'s refusal).
+space group (230) probabilities, calibrated by the model's temperature and turned by Bayes' rule from the class
+balance the model was trained on to the space-group frequencies of known crystals (`prior="known"`, the default; a
+sample is far likelier P2_1/c than P4_22_12), summed into Bravais lattice, crystal system and extinction group; a
+lattice estimate; and an 'uncertain' flag below the model's refusal threshold (chosen on validation data, Vecsei
+et al.'s refusal).
 
     from powdersym.predict import Predictor
     predictor = Predictor.for_instrument("xray-cuka")
@@ -42,6 +44,26 @@ def instrument_of(meta: dict[str, Any]) -> Instrument:
     return Instrument.from_dict(meta["instrument"])
 
 
+PRIORS = ("known", "trained")
+
+
+def prior_ratio(meta: dict[str, Any]) -> np.ndarray | None:
+    """Bayes factors [230] that turn a model's probabilities for its training classes into probabilities for a
+    sample of a known material: the group's share among known crystals (structures.statistics) over its share in
+    training (random crystals balanced over the label set in the model's JSON); 1 (no change) for groups training
+    never drew. None for models trained on pattern files, whose class balance the JSON does not record."""
+    from powdersym.structures.random import space_group_distribution
+    from powdersym.structures.statistics import known_space_group_frequencies
+
+    training = meta.get("training", {})
+    if not str(training.get("source", "")).startswith("synthetic"):
+        return None
+    config = training.get("config", {})  # models from before `balanced_over` was recorded: the run's own balance
+    balanced_over = training.get("balanced_over") or config.get("balance") or config.get("labels", "space_group")
+    trained, known = space_group_distribution(balanced_over), known_space_group_frequencies()
+    return np.where(trained > 0, known / np.where(trained > 0, trained, 1.0), 1.0)
+
+
 @dataclass
 class Prediction:
     """What a model says about one pattern; probabilities are calibrated (temperature-scaled)."""
@@ -57,6 +79,7 @@ class Prediction:
     threshold: float
     coverage: float  # fraction of the model's grid the measurement covers
     model: str
+    prior: str = "trained"  # class prior of the probabilities: known (crystals' frequencies) or trained
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -67,7 +90,8 @@ class Prediction:
 
     def __str__(self) -> str:
         flag = "UNCERTAIN (certainty below the validation threshold)" if self.uncertain else "confident"
-        lines = [f"{self.source}: {flag}; certainty {self.certainty:.2f} (threshold {self.threshold:.2f})"]
+        prior = "known crystals' frequencies" if self.prior == "known" else "training balance"
+        lines = [f"{self.source}: {flag}; certainty {self.certainty:.2f} (threshold {self.threshold:.2f}; prior: {prior})"]
         lines += [f"  space group {n:>3} {s:<12} {p:6.1%}" for n, s, p in self.space_groups]
         lines.append(f"  crystal system {self.crystal_system[0]} ({self.crystal_system[1]:.0%}), Bravais {self.bravais[0]} "
                      f"({self.bravais[1]:.0%}), extinction group {self.extinction_group[0]} ({self.extinction_group[1]:.0%})")  # fmt: skip
@@ -108,7 +132,13 @@ class Predictor:
     device: str = "cpu"
     top: int = 5
     background: str | None = "chebyshev"
+    prior: str = "known"  # known: frequencies of known crystals; trained: the class balance of training
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.prior not in PRIORS:
+            raise ValueError(f"unknown prior {self.prior!r} (known or trained)")
+        self._ratio = prior_ratio(self.saved.meta) if self.prior == "known" else None
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu", any_label_set: bool = False, **options: Any) -> Predictor:
@@ -127,8 +157,26 @@ class Predictor:
         return instrument_of(self.saved.meta)
 
     @property
+    def prior_used(self) -> str:
+        """'known' when the probabilities are re-weighted to known crystals' frequencies, else 'trained' (asked
+        for, or a model trained on pattern files, whose class balance is not recorded)."""
+        return "trained" if self._ratio is None else "known"
+
+    @property
     def threshold(self) -> float:
-        return float(self.saved.meta.get("refusal_threshold", 0.0))
+        """Refusal threshold chosen on validation data for the prior in use (`powdersym calibrate` stores both;
+        models calibrated before the known prior existed have the as-trained one only)."""
+        meta = self.saved.meta
+        key = "refusal_threshold_known" if self.prior_used == "known" and "refusal_threshold_known" in meta else "refusal_threshold"
+        return float(meta.get(key, 0.0))
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Space-group probabilities [N, 230] from logits: temperature-calibrated, then re-weighted to the prior."""
+        probs = torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float32)) / self.saved.temperature, dim=1).numpy()
+        if self._ratio is None:
+            return probs
+        probs = probs * self._ratio
+        return probs / probs.sum(axis=1, keepdims=True)
 
     def logits(self, patterns: np.ndarray | torch.Tensor, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Raw network outputs for patterns on the model's grid [N, P]: class logits [N, 230] and scaled lattice
@@ -162,7 +210,7 @@ class Predictor:
         if not np.isfinite(patterns).all():
             raise ValueError("patterns contain NaN or infinite values")
         logits, lattice = self.logits(patterns)
-        probs = torch.softmax(torch.from_numpy(logits) / self.saved.temperature, dim=1).numpy()  # [N, 230]
+        probs = self.probabilities(logits)  # [N, 230]
         derived = {to: marginalise(probs, to) for to in ("bravais", "crystal_system", "extinction_group")}
         names = {to: class_names(to) for to in derived}
         scaler = self.saved.meta.get("lattice_scaler")
@@ -181,6 +229,7 @@ class Predictor:
                 lattice=None if lattice is None else tuple(round(float(v), 4) for v in constrain_lattice(lattice[i], system)),
                 certainty=float(probs[i, order[0]]), uncertain=bool(probs[i, order[0]] < self.threshold),
                 threshold=self.threshold, coverage=1.0 if coverage is None else float(coverage[i]), model=self.name,
+                prior=self.prior_used,
             ))  # fmt: skip
         return out
 

@@ -152,3 +152,23 @@ def test_calibrate_stores_temperature_and_threshold(tmp_path):
     stored = json.loads(target.with_suffix(".json").read_text())
     assert stored["temperature"] > 0 and 0 < stored["refusal_threshold"] < 1
     assert stored["calibration"]["refusal"]["coverage"] >= 0.5
+    # the known-crystals prior has its own threshold, chosen on the same patterns re-weighted, which predict uses
+    assert 0 < stored["refusal_threshold_known"] < 1 and stored["calibration"]["refusal_known"]["coverage"] >= 0.5
+    assert Predictor.load(target).threshold == stored["refusal_threshold_known"]
+    assert Predictor.load(target, prior="trained").threshold == stored["refusal_threshold"]
+
+
+def test_known_prior_is_bayes_rule_from_the_training_balance():
+    """A network output that carries no information (logits = log of the training class balance) must give the
+    prior back: the frequencies of known crystals with prior 'known', the training balance with 'trained'."""
+    from powdersym.structures.random import space_group_distribution
+    from powdersym.structures.statistics import known_space_group_frequencies
+
+    predictor = Predictor.for_instrument("xray-cuka")
+    balance = predictor.saved.meta["training"]["balanced_over"]
+    trained = space_group_distribution(balance)
+    logits = np.log(trained)[None] * predictor.saved.temperature  # [1, 230]
+    np.testing.assert_allclose(predictor.probabilities(logits)[0], known_space_group_frequencies(), rtol=1e-4, atol=1e-8)
+    np.testing.assert_allclose(Predictor.for_instrument("xray-cuka", prior="trained").probabilities(logits)[0], trained, rtol=1e-4)
+    result = runner.invoke(app, ["predict", "missing.xy", "--prior", "flat"])
+    assert result.exit_code == 2 and "unknown prior" in result.output and "Traceback" not in result.output

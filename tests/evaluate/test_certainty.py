@@ -37,6 +37,17 @@ def test_refusal_curve_keeps_ties_together():
     np.testing.assert_allclose(curve.accuracy, [0.5, 2 / 3])
 
 
+def test_integer_weights_count_like_repeated_rows():
+    weights = np.array([2, 0, 1, 3])
+    weighted = refusal_curve(PROBS, TRUE, weights)
+    repeated = refusal_curve(np.repeat(PROBS, weights, axis=0), np.repeat(TRUE, weights))
+    for name in ("threshold", "coverage", "accuracy"):
+        np.testing.assert_allclose(getattr(weighted, name)[weights[np.argsort(-PROBS.max(1))] > 0], getattr(repeated, name))
+    assert choose_refusal_threshold(PROBS, TRUE, target_coverage=0.6, weights=weights).threshold == 0.55  # 2/6 at 0.65
+    with pytest.raises(ValueError, match="weights"):
+        refusal_curve(PROBS, TRUE, [1, 1, -1, 1])
+
+
 def test_choose_refusal_threshold():
     by_accuracy = choose_refusal_threshold(PROBS, TRUE, target_accuracy=0.7)
     assert (by_accuracy.threshold, by_accuracy.coverage, by_accuracy.accuracy) == (0.55, 1.0, 0.75)

@@ -252,6 +252,25 @@ def test_continuing_a_synthetic_run_with_the_same_seed_warns_of_replayed_data(tm
         train(run_config(tmp_path / "c", "synthetic", init=str(first.model_path), seed=1, **small))
 
 
+def test_a_fine_tuned_model_carries_the_legs_that_made_it(tmp_path):
+    """Each `--init` run records the legs of its starting model and its own, so a model card's history (steps,
+    seeds, patterns drawn) comes from the weights' JSON, not from notes kept by hand."""
+    small = dict(instrument="neutron-cw", batch_size=4, validate_every=2, validation_size=8, augment="none")
+    first = train(run_config(tmp_path / "a", "synthetic", max_steps=2, **small))
+    assert "legs" not in load_model(first.model_path).meta["training"]  # a first run is its own history
+    second = train(run_config(tmp_path / "b", "synthetic", init=str(first.model_path), seed=1, max_steps=3,
+                              lr_schedule="cosine", **{**small, "augment": "realistic"}, augment_ranges={"zero_shift": (0.0, 0.01)}))  # fmt: skip
+    third = train(run_config(tmp_path / "c", "synthetic", init=str(second.model_path), seed=2, max_steps=1, **small))
+    training = load_model(third.model_path).meta["training"]
+    legs = training["legs"]
+    assert [(leg["seed"], leg["steps"], leg["batch"]) for leg in legs] == [(0, 2, 4), (1, 3, 4), (2, 1, 4)]
+    assert [leg.get("init") for leg in legs] == [None, str(first.model_path), str(second.model_path)]
+    assert legs[1]["lr_schedule"] == "cosine" and "lr_schedule" not in legs[2]
+    assert legs[1]["augment_ranges"] == {"zero_shift": [0.0, 0.01]}
+    assert training["patterns_seen"] == (2 + 3 + 1) * 4
+    assert training["steps"] == 1  # the entry itself still describes the last leg
+
+
 def test_cosine_schedule_decays_the_rate_to_zero_over_the_steps(tmp_path, tiny_dataset):
     result = train(run_config(tmp_path, tiny_dataset, max_steps=8, lr_schedule="cosine"))
     log = np.genfromtxt(tmp_path / "run" / "logs" / "metrics.csv", delimiter=",", names=True)

@@ -33,11 +33,13 @@ def synthetic_validation(
 
 def calibrate_saved_model(path: str | os.PathLike, n: int = 2048, coverage: float = 0.5, seed: int = VALIDATION_SEED) -> dict[str, Any]:
     """Temperature (NLL on the validation logits) and the certainty threshold that keeps `coverage` of the
-    validation patterns; written into the model's JSON (atomically). Returns what was stored."""
+    validation patterns, as trained and (refusal_threshold_known) for probabilities re-weighted to known crystals'
+    frequencies, the patterns then weighted by the same Bayes factors so that they stand for known crystals;
+    written into the model's JSON (atomically). Returns what was stored."""
     from powdersym.evaluate import choose_refusal_threshold, expected_calibration_error, fit_temperature, top_k_accuracy
     from powdersym.data.generate import augment_config
     from powdersym.models.saved import meta_path
-    from powdersym.predict import Predictor
+    from powdersym.predict import Predictor, prior_ratio
 
     predictor = Predictor.load(path)
     # the distribution the model was trained on (older models: realistic augmentation, balanced over the 230 groups)
@@ -52,6 +54,11 @@ def calibrate_saved_model(path: str | os.PathLike, n: int = 2048, coverage: floa
     calibrated = torch.softmax(torch.from_numpy(logits) / temperature, 1).numpy()
     raw = torch.softmax(torch.from_numpy(logits), 1).numpy()
     point = choose_refusal_threshold(calibrated, labels, target_coverage=coverage)
+    ratio = prior_ratio(predictor.saved.meta)
+    if ratio is not None:
+        known = calibrated * ratio
+        known /= known.sum(axis=1, keepdims=True)
+        known_point = choose_refusal_threshold(known, labels, target_coverage=coverage, weights=ratio[labels])
     stored = {
         "temperature": temperature,
         "refusal_threshold": float(point.threshold),
@@ -65,6 +72,10 @@ def calibrate_saved_model(path: str | os.PathLike, n: int = 2048, coverage: floa
             "refusal": {"coverage": float(point.coverage), "accuracy_kept": float(point.accuracy)},
         },
     }
+    if ratio is not None:
+        stored["refusal_threshold_known"] = float(known_point.threshold)
+        stored["calibration"]["refusal_known"] = {"coverage": float(known_point.coverage), "accuracy_kept": float(known_point.accuracy),
+                                                  "top1": float(np.average(known.argmax(1) == labels, weights=ratio[labels]))}  # fmt: skip
     file = meta_path(Path(path).with_suffix(".safetensors"))
     atomic_write_text(file, json.dumps(json.loads(file.read_text()) | stored, indent=1))
     return stored

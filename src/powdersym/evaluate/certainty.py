@@ -65,32 +65,39 @@ class RefusalCurve:
         return {name: getattr(self, name)[keep].tolist() for name in ("threshold", "coverage", "accuracy")}
 
 
-def refusal_curve(probs: Array, labels: Array) -> RefusalCurve:
-    """Accuracy on the rows kept as the certainty threshold moves down through every distinct certainty."""
+def refusal_curve(probs: Array, labels: Array, weights: Array | None = None) -> RefusalCurve:
+    """Accuracy on the rows kept as the certainty threshold moves down through every distinct certainty.
+    weights: per-row importance weights (e.g. validation patterns re-weighted to another class prior), by which
+    coverage and accuracy are then counted."""
     p = to_numpy(probs)
     labels = check_labels(labels, len(p), p.shape[1])
+    w = np.ones(len(p)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(w) != len(p) or not (np.isfinite(w).all() and (w >= 0).all()):
+        raise ValueError("weights must be one finite non-negative number per row")
     value = certainty(p)
     order = np.argsort(-value, kind="stable")
-    value, right = value[order], (p.argmax(axis=1) == labels)[order]
-    kept = np.arange(1, len(value) + 1)
+    value, right, w = value[order], (p.argmax(axis=1) == labels)[order], w[order]
+    kept = np.cumsum(w)
     last_of_tie = np.append(value[1:] != value[:-1], True) if len(value) else np.zeros(0, dtype=bool)
-    correct = np.cumsum(right)
+    correct = np.cumsum(w * right)
     return RefusalCurve(
         threshold=value[last_of_tie],
-        coverage=kept[last_of_tie] / max(len(value), 1),
-        accuracy=correct[last_of_tie] / kept[last_of_tie],
+        coverage=kept[last_of_tie] / max(float(w.sum()), 1e-300),
+        accuracy=correct[last_of_tie] / np.maximum(kept[last_of_tie], 1e-300),
     )
 
 
 def choose_refusal_threshold(
-    probs: Array, labels: Array, *, target_accuracy: float | None = None, target_coverage: float | None = None
+    probs: Array, labels: Array, *, target_accuracy: float | None = None, target_coverage: float | None = None,
+    weights: Array | None = None,
 ) -> RefusalPoint:
     """Refusal threshold chosen on validation data: the lowest threshold whose kept rows reach target_accuracy
     (most coverage at that accuracy), or the highest one that still classifies target_coverage of the rows.
-    If no threshold reaches the accuracy, the threshold lies just above every certainty (refuse all)."""
+    If no threshold reaches the accuracy, the threshold lies just above every certainty (refuse all). weights:
+    per-row importance weights, as refusal_curve."""
     if (target_accuracy is None) == (target_coverage is None):
         raise ValueError("give exactly one of target_accuracy and target_coverage")
-    curve = refusal_curve(probs, labels)
+    curve = refusal_curve(probs, labels, weights)
     if target_coverage is not None:
         return curve.at_coverage(target_coverage)
     good = np.flatnonzero(curve.accuracy >= target_accuracy - 1e-12)

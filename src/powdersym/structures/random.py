@@ -280,6 +280,20 @@ def sample_space_groups(
     return membership["members"][classes, pick.clamp(max=membership["members"].shape[1] - 1)]
 
 
+def space_group_distribution(
+    label_set: str = "sg", prior: Mapping[int | str, float] | torch.Tensor | Sequence[float] | None = None
+) -> np.ndarray:
+    """The probability [230] (index = number - 1) with which sample_space_groups draws each group: the class
+    prior of the crystals a model balanced over `label_set` was trained on."""
+    membership = _class_members(_label_set(label_set), "cpu")
+    weights = _class_weights(label_set, prior, membership["n_per_class"].shape[0], torch.device("cpu"))
+    weights = (weights / weights.sum()).numpy()
+    out = np.zeros(N_SPACE_GROUPS)
+    for c, (members, n) in enumerate(zip(membership["members"].numpy(), membership["n_per_class"].numpy())):
+        out[members[:n] - 1] += weights[c] / n
+    return out
+
+
 def label_set_classes(label_set: str) -> list[int | str]:
     """The class names of a label set in label order (space-group numbers for 'sg' and 'sg144')."""
     key = _label_set(label_set)
@@ -527,25 +541,22 @@ def real_site_combinations(max_sites: int) -> dict[str, np.ndarray]:
     symmetry for generic coordinates (the eigensymmetry rule of the site-by-site draw), the 512 most frequent per
     group. Returns sites [231, K, max_sites] (our Wyckoff indices, -1 padded), atoms [231, K] and log_count
     [231, K] (-inf where no combination)."""
-    import csv
-    from importlib import resources
+    from powdersym.structures.statistics import materials_project_rows
 
     t = _wyckoff_tables()
     found: dict[int, list[tuple[int, list[int]]]] = {}
-    with resources.files("pyxtal.database").joinpath("spg_num_wps_mp.csv").open() as f:
-        for row in csv.DictReader(f):
-            number, count = int(row["spg"]), int(row["count"])
-            n_positions = int(t["exists"][number].sum())
-            # pyxtal lists a group's positions from the general one down (letters reversed); ours run from 'a'
-            sites = [n_positions - 1 - int(i) for i in row["wps"].split("-")]
-            if int(t["multiplicity"][number, sites].sum()) != int(row["n_atoms"]):
-                raise AssertionError(f"group {number}: pyxtal's Wyckoff order differs from ours ({row['wps']})")
-            fixed_twice = len(set(w for w in sites if not t["free"][number, w])) < sum(not t["free"][number, w] for w in sites)
-            if len(sites) > max_sites or fixed_twice:
-                continue
-            mask = np.bitwise_and.reduce(t["bits"][number, sites], axis=0)
-            if (t["alone"][number, sites[0]] if len(sites) == 1 else not mask.any()):
-                found.setdefault(number, []).append((count, sites))
+    for number, n_atoms, pyxtal_sites, count in materials_project_rows():
+        n_positions = int(t["exists"][number].sum())
+        # pyxtal lists a group's positions from the general one down (letters reversed); ours run from 'a'
+        sites = [n_positions - 1 - i for i in pyxtal_sites]
+        if int(t["multiplicity"][number, sites].sum()) != n_atoms:
+            raise AssertionError(f"group {number}: pyxtal's Wyckoff order differs from ours ({pyxtal_sites})")
+        fixed_twice = len(set(w for w in sites if not t["free"][number, w])) < sum(not t["free"][number, w] for w in sites)
+        if len(sites) > max_sites or fixed_twice:
+            continue
+        mask = np.bitwise_and.reduce(t["bits"][number, sites], axis=0)
+        if (t["alone"][number, sites[0]] if len(sites) == 1 else not mask.any()):
+            found.setdefault(number, []).append((count, sites))
     k = max(1, min(_REAL_COMBINATIONS, max((len(v) for v in found.values()), default=1)))
     sites = np.full((N_SPACE_GROUPS + 1, k, max_sites), -1, dtype=np.int64)
     atoms = np.zeros((N_SPACE_GROUPS + 1, k), dtype=np.int64)

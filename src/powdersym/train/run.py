@@ -29,6 +29,7 @@ from powdersym.models.saved import save_model
 from powdersym.simulate import preset
 from powdersym.train.config import TrainConfig, class_names
 from powdersym.train.data import PatternData
+from powdersym.train.history import with_history
 from powdersym.train.schedule import CosineOverBudget
 
 
@@ -76,9 +77,9 @@ def fit_lattice_scaler(config: TrainConfig, data: PatternData) -> dict | None:
     return LatticeScaler.fit(lattice).to_dict()
 
 
-def start_from(module: L.LightningModule, path: str) -> None:
-    """Copy the weights of a saved model into the module's network (same architecture, label set and grid).
-    Warns when a synthetic run would replay the stream the saved model was trained on (same seed and instrument:
+def start_from(module: L.LightningModule, path: str) -> dict[str, Any]:
+    """Copy the weights of a saved model into the module's network (same architecture, label set and grid) and
+    return its `training` entry (the history the new model continues). Warns when a synthetic run would replay the stream the saved model was trained on (same seed and instrument:
     the stream restarts at step 0, so the run sees the same crystals and augmentation draws again)."""
     from powdersym.models.saved import load_model
 
@@ -94,6 +95,7 @@ def start_from(module: L.LightningModule, path: str) -> None:
     if config.synthetic and same_stream:
         warnings.warn(f"{path} was trained on the synthetic stream with seed {config.seed}: this run replays the same "
                       "patterns; pass another --seed for fresh data", stacklevel=2)  # fmt: skip
+    return saved.meta.get("training", {})
 
 
 def git_commit() -> str:
@@ -172,8 +174,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     scaler = fit_lattice_scaler(config, data)
     module_type = SGAN if config.sgan else Classifier
     module = module_type(config.as_dict(), len(classes), n_points, scaler)
-    if config.init:
-        start_from(module, config.init)
+    before = start_from(module, config.init) if config.init else None
     if config.compile:
         module.net = torch.compile(module.net)
     trainer = trainer_for(config, out)
@@ -194,12 +195,15 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
             module.load_state_dict(state)
         net = getattr(module.net, "_orig_mod", module.net)
         hardware = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
+        training = {**data.describe(), "steps": steps, "seconds": round(seconds, 1),
+                    "hardware": hardware if trainer.world_size == 1 else f"{trainer.world_size} x {hardware} (DDP)",
+                    "commit": git_commit(), "config": config.as_dict(), "sgan": config.sgan}  # fmt: skip
+        if before is not None:  # a fine-tune: carry the legs that made the starting model
+            training = with_history(training, before)
         meta = {
             "model": config.model, "label_set": config.labels, "classes": classes, "lattice_scaler": scaler,
             "instrument": dataclasses.asdict(instrument), "normalisation": "max", "temperature": 1.0,
-            "training": {**data.describe(), "steps": steps, "seconds": round(seconds, 1),
-                         "hardware": hardware if trainer.world_size == 1 else f"{trainer.world_size} x {hardware} (DDP)",
-                         "commit": git_commit(), "config": config.as_dict(), "sgan": config.sgan},
+            "training": training,
             "metrics": metrics,
         }  # fmt: skip
         save_model(out / "model.safetensors", net.discriminator if config.sgan else net, meta)

@@ -1,0 +1,36 @@
+"""How often real crystals take each space group and Wyckoff site combination: the Materials Project statistics
+shipped with pyxtal (database/spg_num_wps_mp.csv, 88,678 structures). Random crystals draw real site combinations
+from it, and `predict` turns a model trained on balanced classes into one for samples of real materials with it."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from functools import cache
+from importlib import resources
+
+import numpy as np
+
+N_SPACE_GROUPS = 230
+
+
+def materials_project_rows() -> Iterator[tuple[int, int, list[int], int]]:
+    """(space-group number, atoms in the conventional cell, pyxtal's Wyckoff indices (0 = general position),
+    number of structures) for each site combination in the table."""
+    with resources.files("pyxtal.database").joinpath("spg_num_wps_mp.csv").open() as f:
+        for row in csv.DictReader(f):
+            yield int(row["spg"]), int(row["n_atoms"]), [int(i) for i in row["wps"].split("-")], int(row["count"])
+
+
+@cache
+def known_space_group_frequencies() -> np.ndarray:
+    """Share of known crystals in each space group [230] (index = number - 1). Five groups have no entry: P1
+    (pyxtal leaves it out of the table, although real P1 crystals exist) and the rare P6, P6cc, P432 and Pn-3n;
+    each is counted as rare as the rarest groups the table has (one structure), not as impossible."""
+    counts = np.zeros(N_SPACE_GROUPS)
+    for number, _, _, count in materials_project_rows():
+        counts[number - 1] += count
+    counts[counts == 0] = counts[counts > 0].min()
+    out = counts / counts.sum()
+    out.setflags(write=False)
+    return out
