@@ -47,6 +47,16 @@ def instrument_of(meta: dict[str, Any]) -> Instrument:
 PRIORS = ("known", "trained")
 
 
+def training_balance(meta: dict[str, Any]) -> str | None:
+    """The label set whose classes a model's synthetic training crystals were drawn equally often from; None for
+    models trained on pattern files."""
+    training = meta.get("training", {})
+    if not str(training.get("source", "")).startswith("synthetic"):
+        return None
+    config = training.get("config", {})  # models from before `balanced_over` was recorded: the run's own balance
+    return training.get("balanced_over") or config.get("balance") or config.get("labels", "space_group")
+
+
 def prior_ratio(meta: dict[str, Any]) -> np.ndarray | None:
     """Bayes factors [230] that turn a model's probabilities for its training classes into probabilities for a
     sample of a known material: the group's share among known crystals (structures.statistics) over its share in
@@ -55,11 +65,9 @@ def prior_ratio(meta: dict[str, Any]) -> np.ndarray | None:
     from powdersym.structures.random import space_group_distribution
     from powdersym.structures.statistics import known_space_group_frequencies
 
-    training = meta.get("training", {})
-    if not str(training.get("source", "")).startswith("synthetic"):
+    balanced_over = training_balance(meta)
+    if balanced_over is None:
         return None
-    config = training.get("config", {})  # models from before `balanced_over` was recorded: the run's own balance
-    balanced_over = training.get("balanced_over") or config.get("balance") or config.get("labels", "space_group")
     trained, known = space_group_distribution(balanced_over), known_space_group_frequencies()
     return np.where(trained > 0, known / np.where(trained > 0, trained, 1.0), 1.0)
 

@@ -39,12 +39,12 @@ def calibrate_saved_model(path: str | os.PathLike, n: int = 2048, coverage: floa
     from powdersym.evaluate import choose_refusal_threshold, expected_calibration_error, fit_temperature, top_k_accuracy
     from powdersym.data.generate import augment_config
     from powdersym.models.saved import meta_path
-    from powdersym.predict import Predictor, prior_ratio
+    from powdersym.predict import Predictor, prior_ratio, training_balance
 
     predictor = Predictor.load(path)
     # the distribution the model was trained on (older models: realistic augmentation, balanced over the 230 groups)
     training = predictor.saved.meta.get("training", {})
-    balance = training.get("balanced_over", "space_group")
+    balance = training_balance(predictor.saved.meta) or "space_group"
     augment_name = training.get("augment", "realistic")
     augment = augment_config(augment_name, predictor.instrument, training.get("augment_ranges"))
     patterns, groups = synthetic_validation(predictor.instrument, n, seed, augment=augment, balance=balance)
