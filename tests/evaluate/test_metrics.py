@@ -13,6 +13,7 @@ from powdersym.evaluate import (
     crystal_system_confusion,
     distance_histogram,
     marginalise,
+    mcnemar_p,
     merged_accuracy,
     n_classes,
     normalise_confusion,
@@ -151,3 +152,17 @@ def test_crystal_system_blocks():
     row = cubic.class_names.index("225 Fm-3m")
     assert cubic.counts[row, row] == 1 and cubic.counts[row, -1] == 1
     assert cubic.counts[cubic.class_names.index("221 Pm-3m"), -1] == 1
+
+
+@pytest.mark.parametrize("only_a, only_b", [(10, 1), (1, 10), (39, 22), (16, 10), (5, 5), (0, 3), (0, 0), (120, 80)])
+def test_mcnemar_p_equals_scipy_binomial_test(only_a, only_b):
+    stats = pytest.importorskip("scipy.stats")
+    expected = stats.binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+    assert mcnemar_p(only_a, only_b) == pytest.approx(expected, rel=1e-9)
+
+
+def test_mcnemar_p_by_hand():
+    # 3 discordant pairs all one way: 2 * (1/2)**3
+    assert mcnemar_p(3, 0) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match=">= 0"):
+        mcnemar_p(-1, 2)

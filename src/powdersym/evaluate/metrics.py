@@ -6,6 +6,7 @@ Nothing here knows how the numbers were produced. Class indices are model column
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cache
 from typing import Literal
@@ -79,6 +80,18 @@ def top_k_accuracy(probs: Array, labels: Array, k: int = 1) -> float:
     """Fraction of rows whose true class is among the k most probable (Lolla et al.'s top-1 / top-5)."""
     hits = top_k_hits(probs, labels, k)
     return float(hits.mean()) if len(hits) else float("nan")
+
+
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value for two models scored on the same patterns: the patterns only model A gets
+    right against those only B gets right, as a fair coin's Binomial(n, 1/2) (the concordant pairs say nothing
+    about the difference)."""
+    if only_a < 0 or only_b < 0:
+        raise ValueError(f"counts must be >= 0, got {only_a}, {only_b}")
+    n, k = only_a + only_b, min(only_a, only_b)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
 
 
 def per_class_top_k(probs: Array, labels: Array, ks: tuple[int, ...] = (1, 3, 5)) -> dict[str, np.ndarray]:

@@ -1,0 +1,55 @@
+"""Is a candidate model better than the shipped one on the same patterns? McNemar's exact test per metric: the
+patterns only the candidate gets right against those only the shipped model gets right (the patterns both get
+right or both miss say nothing about the difference). Shipping a leg needs a gain here, not just a higher total.
+
+    python benchmarks/paired.py --weights ship                       # ship/INSTRUMENT/model.safetensors vs shipped
+    python benchmarks/paired.py --weights ship --sets rruff --priors known
+    python benchmarks/paired.py --weights ship_b --baseline ship_a   # two candidates
+
+Metrics: space group top-1 and top-5 (230 classes), crystal system and Bravais lattice (probabilities summed from
+the space groups), each under the class priors asked for (see benchmarks/accuracy.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from accuracy import SETS, evaluate  # benchmarks/ is on the path when a benchmark runs as a script
+from powdersym.evaluate import marginalise, mcnemar_p, top_k_hits
+from powdersym.evaluate.labelsets import derived_index_of_sg
+
+
+def hits(probs: np.ndarray, space_group: np.ndarray) -> dict[str, np.ndarray]:
+    """Per pattern, whether each metric is right [N] (bool)."""
+    out = {f"SG top-{k}": top_k_hits(probs, space_group - 1, k) for k in (1, 5)}
+    for to, name in (("crystal_system", "crystal system"), ("bravais", "Bravais")):
+        out[name] = marginalise(probs, to).argmax(1) == derived_index_of_sg(to)[space_group]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", required=True, help="candidate folder INSTRUMENT/model.safetensors")
+    parser.add_argument("--baseline", default=None, help="folder of the model to compare with (default: shipped)")
+    parser.add_argument("--sets", nargs="+", default=["rruff", "spglib-pymatgen-xray"], choices=list(SETS))
+    parser.add_argument("--priors", nargs="+", default=["known", "trained"], choices=["known", "trained"])
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    print(f"candidate {args.weights} against {args.baseline or 'shipped'}")
+    print("| set | prior | metric | baseline | candidate | only baseline right | only candidate right | McNemar p |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in args.sets:
+        for prior in args.priors:
+            _, data, base = evaluate(name, SETS[name], args.device, args.baseline, prior)
+            _, _, cand = evaluate(name, SETS[name], args.device, args.weights, prior)
+            a, b = hits(base, data.space_group), hits(cand, data.space_group)
+            for metric in a:
+                only_a, only_b = int((a[metric] & ~b[metric]).sum()), int((b[metric] & ~a[metric]).sum())
+                print(f"| {name} | {prior} | {metric} | {a[metric].mean():.1%} | {b[metric].mean():.1%} | {only_a} | "
+                      f"{only_b} | {mcnemar_p(only_a, only_b):.3g} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
