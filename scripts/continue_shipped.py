@@ -4,7 +4,8 @@
 
 Starts from src/powdersym/models/weights/NAME.safetensors with the training configuration stored in its JSON,
 changing only the wall-clock limit, learning rate and its schedule, stream seed (a seed no earlier leg used, or the same patterns are
-replayed), the label set the crystals are balanced over and, if given, augmentation ranges. The new model lands in OUT/NAME/model.safetensors (+ .json);
+replayed), the label set the crystals are balanced over (tempered towards known crystals by --known-exponent) and,
+if given, augmentation ranges. The new model lands in OUT/NAME/model.safetensors (+ .json);
 calibrate it with `powdersym calibrate` before copying it over the shipped one. `--from` continues a candidate
 of an earlier leg instead (legs chained within one session, before any is shipped).
 """
@@ -31,6 +32,8 @@ def main() -> None:
     parser.add_argument("--from", dest="start", type=Path, default=None,
                         help="a candidate model (.safetensors from an earlier leg) to continue instead of the shipped one")
     parser.add_argument("--balance", default=None, help="label set drawn equally often (default: the model's labels)")
+    parser.add_argument("--known-exponent", type=float, default=0.0,
+                        help="draw space groups tempered towards known crystals' frequencies (0: balanced, 1: as known)")
     parser.add_argument("--out", type=Path, default=Path("ship"))
     parser.add_argument("--stream-workers", type=int, default=0, help="processes generating the stream beside training")
     parser.add_argument("--augment-range", nargs="+", default=[], metavar="NAME=LOW:HIGH",
@@ -46,7 +49,7 @@ def main() -> None:
     config = TrainConfig.from_dict(json.loads(weights.with_suffix(".json").read_text())["training"]["config"])
     # init relative to the checkout: no machine paths in the exported JSON
     changes = dict(out=str(args.out / args.name), init=os.path.relpath(weights), max_minutes=args.minutes, lr=args.lr,
-                   lr_schedule=args.lr_schedule, seed=args.seed, balance=args.balance, max_steps=1_000_000, stream_workers=args.stream_workers,
+                   lr_schedule=args.lr_schedule, seed=args.seed, balance=args.balance, known_exponent=args.known_exponent, max_steps=1_000_000, stream_workers=args.stream_workers,
                    augment_ranges={**config.augment_ranges, **ranges})  # fmt: skip
     try:
         leg = TrainConfig(**{**config.as_dict(), **changes})

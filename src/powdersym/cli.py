@@ -348,6 +348,7 @@ def train(
     augment: str = typer.Option("realistic", "--augment", help="Augmentation of synthetic patterns: realistic, vecsei, none."),
     augment_range: list[str] = typer.Option([], "--augment-range", help=AUGMENT_RANGE_HELP),
     balance: Optional[str] = typer.Option(None, "--balance", help="Synthetic: draw the classes of this label set equally often (sg, sg144, bravais, eg, cs; default: --labels). cs gives monoclinic and triclinic crystals 2/7 of the patterns instead of 15/230."),
+    known_exponent: float = typer.Option(0.0, "--known-exponent", help="Synthetic: 0 < e <= 1 draws space groups in proportion to (balanced share)^(1-e) x (share among known crystals)^e, so the network trains most on the groups real samples take (1: P-1 7.5 %, P2_1/c 4.7 % of the patterns); 0: balanced."),
     split: str = typer.Option("auto", "--split", help="Split of pattern files: structure (no formula/prototype in two parts; the default for real structures), random (the default for synthetic crystals), or auto."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the split, the batches and the synthetic stream; continuing a synthetic run with --init needs a new seed, or the same patterns are replayed."),
     validate_every: int = typer.Option(1000, "--validate-every", help="Steps between validations (and early-stopping checks)."),
@@ -372,7 +373,7 @@ def train(
             model=model, labels=labels, data=data[0] if data == ["synthetic"] else list(data), instrument=instrument,
             out=str(out), seed=seed, max_steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, sgan=sgan,
             discriminator_lr=discriminator_lr, generator_lr=generator_lr, generator_loss=generator_loss,
-            labelled_fraction=labelled_fraction, lattice_weight=lattice_weight, augment=augment, augment_ranges=ranges, balance=balance, split=split,
+            labelled_fraction=labelled_fraction, lattice_weight=lattice_weight, augment=augment, augment_ranges=ranges, balance=balance, known_exponent=known_exponent, split=split,
             validate_every=validate_every, checkpoint_every=checkpoint_every, patience=patience or None,
             devices=int(devices) if devices.isdigit() else devices, num_workers=workers, stream_workers=stream_workers, dropout=dropout, model_kwargs={"norm": norm} if norm else {}, init=str(init) if init else None,
         )  # fmt: skip

@@ -57,18 +57,31 @@ def training_balance(meta: dict[str, Any]) -> str | None:
     return training.get("balanced_over") or config.get("balance") or config.get("labels", "space_group")
 
 
-def prior_ratio(meta: dict[str, Any]) -> np.ndarray | None:
-    """Bayes factors [230] that turn a model's probabilities for its training classes into probabilities for a
-    sample of a known material: the group's share among known crystals (structures.statistics) over its share in
-    training (random crystals balanced over the label set in the model's JSON); 1 (no change) for groups training
-    never drew. None for models trained on pattern files, whose class balance the JSON does not record."""
+def training_distribution(meta: dict[str, Any]) -> np.ndarray | None:
+    """How often a model's synthetic training crystals took each space group [230]: balanced over the label set in
+    its JSON, tempered towards known crystals by its `known_exponent`; None for models trained on pattern files."""
     from powdersym.structures.random import space_group_distribution
-    from powdersym.structures.statistics import known_space_group_frequencies
+    from powdersym.structures.statistics import tempered_space_group_distribution
 
     balanced_over = training_balance(meta)
     if balanced_over is None:
         return None
-    trained, known = space_group_distribution(balanced_over), known_space_group_frequencies()
+    exponent = float(meta.get("training", {}).get("known_exponent") or 0.0)
+    balanced = space_group_distribution(balanced_over)
+    return tempered_space_group_distribution(balanced, exponent) if exponent else balanced
+
+
+def prior_ratio(meta: dict[str, Any]) -> np.ndarray | None:
+    """Bayes factors [230] that turn a model's probabilities for its training classes into probabilities for a
+    sample of a known material: the group's share among known crystals (structures.statistics) over its share in
+    training (`training_distribution`); 1 (no change) for groups training never drew. None for models trained on
+    pattern files, whose class balance the JSON does not record."""
+    from powdersym.structures.statistics import known_space_group_frequencies
+
+    trained = training_distribution(meta)
+    if trained is None:
+        return None
+    known = known_space_group_frequencies()
     return np.where(trained > 0, known / np.where(trained > 0, trained, 1.0), 1.0)
 
 

@@ -2,6 +2,7 @@
 take each space group."""
 
 import numpy as np
+import pytest
 import torch
 
 from powdersym.structures.random import sample_space_groups, space_group_distribution
@@ -28,3 +29,22 @@ def test_known_frequencies_rank_the_familiar_groups_first():
     top = {int(n) + 1 for n in np.argsort(-known)[:12]}
     assert {225, 2, 14, 12, 62} <= top, top  # Fm-3m, P-1, P2_1/c, C2/m, Pnma
     assert known[0] < 1e-4  # P1 is missing from the table: as rare as the rarest group, not zero
+
+
+def test_tempered_distribution_runs_from_balanced_to_known():
+    """Exponent 0: the balanced draw; 1: known crystals' frequencies; 1/2: their normalised geometric mean (so
+    P2_1/c sits between its two shares); groups the balanced draw excludes stay excluded; outside [0, 1] refused."""
+    from powdersym.structures.statistics import tempered_space_group_distribution
+
+    known, balanced = known_space_group_frequencies(), space_group_distribution("crystal_system")
+    np.testing.assert_allclose(tempered_space_group_distribution(balanced, 0.0), balanced, rtol=1e-12)
+    np.testing.assert_allclose(tempered_space_group_distribution(balanced, 1.0), known, rtol=1e-12)
+    half = tempered_space_group_distribution(balanced, 0.5)
+    geometric = np.sqrt(balanced * known)
+    np.testing.assert_allclose(half, geometric / geometric.sum(), rtol=1e-12)
+    assert min(balanced[13], known[13]) < half[13] < max(balanced[13], known[13])  # P2_1/c
+    subset = space_group_distribution("sg144")
+    assert (tempered_space_group_distribution(subset, 0.7)[subset == 0] == 0).all()
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="outside"):
+            tempered_space_group_distribution(balanced, bad)

@@ -185,6 +185,43 @@ def test_synthetic_training_balances_over_the_chosen_label_set(tmp_path):
     assert load_model(train(config).model_path).meta["training"]["balanced_over"] == "crystal_system"
 
 
+def test_known_exponent_draws_towards_known_crystals_and_predict_undoes_it(tmp_path, monkeypatch):
+    """--known-exponent 1: the stream draws the groups as often as known crystals take them (P-1 and P2_1/c far
+    above 1/230), the JSON records the exponent, the known prior's Bayes factors become 1 (the model already learnt
+    that prior), and `calibrate` draws its patterns from the same tempered distribution."""
+    import powdersym.evaluate.calibrate_model as calibrate_model
+    from powdersym.predict import prior_ratio
+    from powdersym.structures.statistics import known_space_group_frequencies
+    from powdersym.train.data import PatternData
+
+    config = run_config(tmp_path, "synthetic", labels="sg", balance="cs", known_exponent=1.0, instrument="neutron-cw",
+                        max_steps=1, batch_size=4, validate_every=1, validation_size=4, augment="none")  # fmt: skip
+    stream = PatternData(config)._stream(5, 256, max_batches=4)
+    groups = torch.cat([labels["space_group"] for _, labels in stream]).numpy()
+    share = np.bincount(groups, minlength=231)[1:] / len(groups)
+    known = known_space_group_frequencies()
+    assert share[1] > 0.04 and share[13] > 0.02  # P-1 7.5 %, P2_1/c 4.7 % (balanced: 0.4 %)
+    assert abs(share[[1, 13, 224]].sum() - known[[1, 13, 224]].sum()) < 0.04
+    path = train(config).model_path
+    meta = load_model(path).meta
+    assert meta["training"]["known_exponent"] == 1.0 and meta["training"]["balanced_over"] == "crystal_system"
+    np.testing.assert_allclose(prior_ratio(meta), 1.0, rtol=1e-9)
+    seen = {}
+    validation = calibrate_model.synthetic_validation
+
+    def spy(instrument, n, seed, augment, balance, prior=None):
+        seen.update(balance=balance, prior=prior)
+        return validation(instrument, n, seed, augment=augment, balance=balance, prior=prior)
+
+    monkeypatch.setattr(calibrate_model, "synthetic_validation", spy)
+    stored = calibrate_model.calibrate_saved_model(path, n=16)
+    assert seen["balance"] == "space_group"
+    np.testing.assert_allclose(seen["prior"], known, rtol=1e-9)
+    assert "exponent 1.0" in stored["calibration"]["data"]
+    with pytest.raises(ValueError, match="known_exponent"):
+        run_config(tmp_path, "synthetic", known_exponent=2.0)
+
+
 def test_augmentation_ranges_reach_the_stream_the_model_json_and_calibration(tmp_path, monkeypatch):
     """--augment-range (sharper peaks: crystallites of 1000-10000 Å, no microstrain): the training stream's
     augmentation has the replaced ranges and the rest of 'realistic', the exported JSON records them, and

@@ -17,15 +17,16 @@ VALIDATION_SEED = 424242  # no training stream (seeds 0 / 10 000 / 20 000 + run 
 
 
 def synthetic_validation(
-    instrument: Any, n: int, seed: int = VALIDATION_SEED, augment: Any = "realistic", balance: str = "space_group"
+    instrument: Any, n: int, seed: int = VALIDATION_SEED, augment: Any = "realistic", balance: str = "space_group",
+    prior: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """n synthetic patterns [n, P] (realistic augmentation by default; a name or an AugmentConfig) and their
     space-group numbers [n], balanced over the classes of `balance` (the 230 groups by default; a model's own
-    training balance when calibrating it)."""
+    training balance when calibrating it) or drawn with `prior` over its classes."""
     from powdersym.data import SyntheticStream
 
     batch = min(n, 512)
-    stream = SyntheticStream(instrument, batch, seed=seed, label_set=balance, augment=augment, target="space_group",
+    stream = SyntheticStream(instrument, batch, seed=seed, label_set=balance, prior=prior, augment=augment, target="space_group",
                              max_batches=-(-n // batch))  # fmt: skip
     xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in stream])
     return np.concatenate(xs)[:n], np.concatenate(ys)[:n]
@@ -39,15 +40,17 @@ def calibrate_saved_model(path: str | os.PathLike, n: int = 2048, coverage: floa
     from powdersym.evaluate import choose_refusal_threshold, expected_calibration_error, fit_temperature, top_k_accuracy
     from powdersym.data.generate import augment_config
     from powdersym.models.saved import meta_path
-    from powdersym.predict import Predictor, prior_ratio, training_balance
+    from powdersym.predict import Predictor, prior_ratio, training_balance, training_distribution
 
     predictor = Predictor.load(path)
     # the distribution the model was trained on (older models: realistic augmentation, balanced over the 230 groups)
     training = predictor.saved.meta.get("training", {})
     balance = training_balance(predictor.saved.meta) or "space_group"
+    exponent = float(training.get("known_exponent") or 0.0)
+    drawn = dict(balance="space_group", prior=training_distribution(predictor.saved.meta)) if exponent else dict(balance=balance)
     augment_name = training.get("augment", "realistic")
     augment = augment_config(augment_name, predictor.instrument, training.get("augment_ranges"))
-    patterns, groups = synthetic_validation(predictor.instrument, n, seed, augment=augment, balance=balance)
+    patterns, groups = synthetic_validation(predictor.instrument, n, seed, augment=augment, **drawn)
     logits, _ = predictor.logits(patterns)
     labels = groups - 1
     temperature = float(fit_temperature(logits, labels))
@@ -64,7 +67,7 @@ def calibrate_saved_model(path: str | os.PathLike, n: int = 2048, coverage: floa
         "refusal_threshold": float(point.threshold),
         "calibration": {
             "data": f"{n} synthetic patterns ({augment_name} augmentation{' with the training ranges' if training.get('augment_ranges') else ''}, "
-                    f"seed {seed}), balanced over {balance}",
+                    f"seed {seed}), balanced over {balance}" + (f", tempered towards known crystals (exponent {exponent})" if exponent else ""),
             "ece_before": float(expected_calibration_error(raw, labels)),
             "ece_after": float(expected_calibration_error(calibrated, labels)),
             "top1": float(top_k_accuracy(calibrated, labels, 1)),

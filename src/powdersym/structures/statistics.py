@@ -34,3 +34,13 @@ def known_space_group_frequencies() -> np.ndarray:
     out = counts / counts.sum()
     out.setflags(write=False)
     return out
+
+
+def tempered_space_group_distribution(balanced: np.ndarray, known_exponent: float) -> np.ndarray:
+    """Space-group probabilities [230] between a balanced draw [230] (exponent 0) and known crystals' frequencies
+    (exponent 1): balanced^(1-e) × known^e, normalised. Training towards known crystals spends a network's capacity
+    where real samples are (P2_1/c, P-1, Pnma ...) while every group is still drawn."""
+    if not 0 <= known_exponent <= 1:
+        raise ValueError(f"known exponent {known_exponent} outside [0, 1]")
+    weights = np.where(balanced > 0, balanced ** (1 - known_exponent) * known_space_group_frequencies() ** known_exponent, 0.0)
+    return weights / weights.sum()

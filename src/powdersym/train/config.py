@@ -37,6 +37,18 @@ def balance_label_set(config: "TrainConfig") -> str:
     return LABEL_COLUMNS[canonical_label_set(config.balance or config.labels)]
 
 
+def synthetic_draw(config: "TrainConfig") -> tuple[str, Any]:
+    """(label set, prior) with which the synthetic stream draws space groups: balanced over `balance_label_set`,
+    or, with `known_exponent` > 0, the 230 groups weighted towards known crystals' frequencies."""
+    balanced = balance_label_set(config)
+    if not config.known_exponent:
+        return balanced, None
+    from powdersym.structures.random import space_group_distribution
+    from powdersym.structures.statistics import tempered_space_group_distribution
+
+    return "space_group", tempered_space_group_distribution(space_group_distribution(balanced), config.known_exponent)
+
+
 def class_names(label_set: str) -> list[str]:
     """Names of a label set's classes in label order (space groups as 'number symbol')."""
     from powdersym.structures.random import label_set_classes
@@ -97,6 +109,9 @@ class TrainConfig:
     # label set whose classes synthetic crystals are drawn equally often from (None: the trained labels); e.g.
     # "crystal_system" gives monoclinic + triclinic 2/7 of the patterns, against 15/230 when balanced over groups
     balance: str | None = None
+    # 0 < e <= 1: space groups drawn ∝ balanced^(1-e) × known crystals' frequencies^e (1: as often as among known
+    # crystals, P-1 7.5 %, P2_1/c 4.7 %, rare groups ~1e-5), so the network learns the groups real samples take
+    known_exponent: float = 0.0
     validation_size: int = 2048
     stream_workers: int = 0  # processes generating the synthetic stream beside training (0: the training process)
     # stored data
@@ -136,6 +151,8 @@ class TrainConfig:
             raise ValueError("batch_size and max_steps must be positive")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"unknown learning-rate schedule {self.lr_schedule!r} (constant or cosine)")
+        if not 0 <= self.known_exponent <= 1:
+            raise ValueError(f"known_exponent must lie in [0, 1], not {self.known_exponent}")
         if self.stream_workers < 0:
             raise ValueError("stream_workers must be 0 or more")
         if self.augment_ranges:

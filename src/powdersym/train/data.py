@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from powdersym.data import PatternDataset, SyntheticStream, label_fraction_split, random_split, structure_disjoint_split
-from powdersym.train.config import TrainConfig, balance_label_set, class_target
+from powdersym.train.config import TrainConfig, balance_label_set, class_target, synthetic_draw
 
 
 class BatchIndexSampler(Sampler[np.ndarray]):
@@ -86,8 +86,9 @@ class PatternData(L.LightningDataModule):
 
     def _stream(self, seed: int, batch_size: int, start: int = 0, max_batches: int | None = None) -> SyntheticStream:
         c = self.config
+        label_set, prior = synthetic_draw(c)
         return SyntheticStream(
-            c.instrument, batch_size, seed=seed, device=self.device, label_set=balance_label_set(c),
+            c.instrument, batch_size, seed=seed, device=self.device, label_set=label_set, prior=prior,
             augment=c.augment_config(), start_step=start, max_batches=max_batches, rank=self._rank_world()[0],
         )  # fmt: skip
 
@@ -177,7 +178,7 @@ class PatternData(L.LightningDataModule):
             validation = f"{c.validation_size} synthetic patterns (seed {c.seed + 10_000})" + (f", {world} shards (one per process)" if world > 1 else "")
             return {"source": "synthetic random crystals, simulated on the fly", "instrument": c.instrument,
                     "augment": c.augment, "augment_ranges": c.augment_ranges, "label_set": c.labels,
-                    "balanced_over": balance_label_set(c),
+                    "balanced_over": balance_label_set(c), "known_exponent": c.known_exponent,
                     "validation": validation}  # fmt: skip
         sizes = {name: int(len(rows)) for name, rows in self.split.items()}
         return {"source": [str(p) for p in np.atleast_1d(c.data)], "split": c.split, "seed": c.seed, "rows": sizes,

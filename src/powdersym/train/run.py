@@ -66,9 +66,9 @@ def fit_lattice_scaler(config: TrainConfig, data: PatternData) -> dict | None:
 
     if config.synthetic:
         from powdersym.data.generate import SyntheticSettings, make_generator, synthetic_crystals
-        from powdersym.train.config import balance_label_set
+        from powdersym.train.config import synthetic_draw
 
-        settings = SyntheticSettings(balance_label_set(config))
+        settings = SyntheticSettings(*synthetic_draw(config))
         crystals = synthetic_crystals(4096, settings, make_generator(config.seed + 20_000, "cpu"), "cpu")
         lattice = crystals.batch.lattice.float()
     else:
