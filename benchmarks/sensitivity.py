@@ -1,11 +1,12 @@
 """Which differences between training data and real data a model is sensitive to: its accuracy on synthetic patterns
 drawn as it was trained (the baseline row) and with one thing changed per row: augmentation ranges (as `powdersym
-train --augment-range`) or `real_sites=F`, the fraction of random crystals whose Wyckoff site combinations are drawn
+train --augment-range`), `real_sites=F`, the fraction of random crystals whose Wyckoff site combinations are drawn
 as real materials have them (Materials Project statistics shipped with pyxtal; `RandomCrystalConfig.
-real_site_fraction`). Same crystal-system-balanced groups, seed 424243 (no training stream uses it) in every row.
+real_site_fraction`), or another number of `RandomCrystalConfig` (e.g. `max_atoms=160`: larger cells). Same
+crystal-system-balanced groups, seed 424243 (no training stream uses it) in every row.
 
     python benchmarks/sensitivity.py                          # xray-cuka: baseline, real sites, sharp, strong PO
-    python benchmarks/sensitivity.py --variants "real_sites=1" "march_dollase=0.5:1.5 displacement=-0.3:0.3"
+    python benchmarks/sensitivity.py --variants "real_sites=1" "march_dollase=0.5:1.5 displacement=-0.3:0.3" "max_atoms=160"
     python benchmarks/sensitivity.py --weights DIR --n 3072 --device cuda
 
 A change that costs the model much accuracy is a realism gap worth training on (widen that range); one that costs
@@ -34,12 +35,17 @@ DEFAULT_VARIANTS = ("", "real_sites=1", "crystallite_size=2000:20000 microstrain
 
 def variant_settings(variant: str, training: dict, instrument) -> SyntheticSettings:
     """The model's training distribution (crystal systems balanced) with the variant's changes."""
-    items = variant.split()
-    real = [float(i.partition("=")[2]) for i in items if i.startswith("real_sites=")]
-    ranges = {**(training.get("augment_ranges") or {}), **parse_ranges([i for i in items if not i.startswith("real_sites=")])}
-    augment = augment_config(training.get("augment", "realistic"), instrument, ranges)
-    crystals = dataclasses.replace(RandomCrystalConfig(), real_site_fraction=real[-1] if real else 0.0)
-    return SyntheticSettings("crystal_system", None, crystals, augment)
+    numbers = {f.name: f.type for f in dataclasses.fields(RandomCrystalConfig) if f.type in ("int", "float")}
+    crystal, ranges = {}, []
+    for item in variant.split():
+        name, _, value = item.partition("=")
+        name = "real_site_fraction" if name == "real_sites" else name
+        if name in numbers:
+            crystal[name] = int(value) if numbers[name] == "int" else float(value)
+        else:
+            ranges.append(item)
+    augment = augment_config(training.get("augment", "realistic"), instrument, {**(training.get("augment_ranges") or {}), **parse_ranges(ranges)})
+    return SyntheticSettings("crystal_system", None, dataclasses.replace(RandomCrystalConfig(), **crystal), augment)
 
 
 def main() -> None:

@@ -93,3 +93,22 @@ def test_realistic_training_step_through_the_simulator(name):
     assert not torch.equal(perturbed, clean)
     assert out.shape == clean.shape and torch.isfinite(out).all() and out.min() >= 0
     assert torch.allclose(out.amax(1), torch.ones(3))
+
+
+def test_intensity_jitter_is_drawn_last_within_its_ranges():
+    """Turning the intensity jitter on leaves every other per-crystal draw as it was (so earlier streams replay
+    unchanged) and gives sigma in its range, JITTER_WAVES frequencies in JITTER_FREQUENCIES and phases in [0, 2 pi)."""
+    from powdersym.augment.perturbation import JITTER_FREQUENCIES, JITTER_WAVES
+
+    base = AugmentConfig.realistic("xray-cuka")
+    plain = sample_perturbation(256, "xray-cuka", base, torch.Generator().manual_seed(4))
+    jittered = sample_perturbation(256, "xray-cuka", base.with_ranges({"intensity_jitter": (0.2, 0.6)}), torch.Generator().manual_seed(4))
+    for name in ("zero_shift", "displacement", "march_dollase", "crystallite_size", "microstrain", "resolution_jitter"):
+        assert torch.equal(getattr(plain, name), getattr(jittered, name)), name
+    assert plain.intensity_jitter is None and plain.jitter_phase is None
+    assert 0.2 <= float(jittered.intensity_jitter.min()) and float(jittered.intensity_jitter.max()) <= 0.6
+    assert jittered.jitter_frequency.shape == (256, JITTER_WAVES) == jittered.jitter_phase.shape
+    assert JITTER_FREQUENCIES[0] <= float(jittered.jitter_frequency.min()) <= float(jittered.jitter_frequency.max()) <= JITTER_FREQUENCIES[1]
+    assert 0 <= float(jittered.jitter_phase.min()) and float(jittered.jitter_phase.max()) < 2 * math.pi
+    with pytest.raises(ValueError, match="intensity_jitter"):
+        AugmentConfig(intensity_jitter=(-0.1, 0.2))

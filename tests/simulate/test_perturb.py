@@ -135,3 +135,39 @@ def test_broadening_conserves_integrated_intensity_and_batches_independently():
     both = simulate(crystals, inst, dtype=torch.float64, perturbation=p, normalise=False).numpy()
     assert both[0].sum() == pytest.approx(both[1].sum(), rel=1e-2)
     assert np.abs(both[1] - pattern(inst)).max() < 1e-3 * pattern(inst).max()  # 1 mm crystallites: no broadening
+
+
+def test_intensity_jitter_rescales_each_reflection_by_a_function_of_d_only():
+    """Sticks with intensity jitter: the same positions, and each reflection's intensity times exp(sigma z(d)) with
+    z computed here by hand from the drawn frequencies and phases; reflections of equal d (the members of a cubic
+    family) share one factor; sigma 0 changes nothing; over many random phases ln(factor) has standard deviation
+    sigma."""
+    from powdersym.simulate.perturb import intensity_factors
+
+    inst = preset("xray-cuka")
+    generator = torch.Generator().manual_seed(3)
+    frequency = torch.exp(torch.empty(1, 6, dtype=torch.float64).uniform_(math.log(200), math.log(2000), generator=generator))
+    phase = torch.empty(1, 6, dtype=torch.float64).uniform_(0, 2 * math.pi, generator=generator)
+    jittered = Perturbation(intensity_jitter=one(0.8), jitter_frequency=frequency, jitter_phase=phase)
+    from powdersym.structures import CrystalBatch
+
+    batch = CrystalBatch.from_crystals([NACL], dtype=torch.float64)
+    plain, moved = compute_sticks(batch, inst), compute_sticks(batch, inst, perturbation=jittered)
+    real = plain.reflections.mask[0]
+    assert torch.equal(torch.isnan(plain.positions), torch.isnan(moved.positions))
+    assert torch.allclose(plain.positions[0][real], moved.positions[0][real])
+    d = plain.reflections.d[0][real].double()
+    z = (torch.sin(2 * math.pi * frequency[0][None, :] / d[:, None] + phase[0][None, :])).sum(1) * math.sqrt(2 / 6)
+    strong = plain.intensities[0][real][..., 0] > 1e-6 * plain.intensities[0].max()  # NaCl's absent hkl are ~0
+    ratio = (moved.intensities[0][real] / plain.intensities[0][real].clamp(min=1e-300)).double()
+    np.testing.assert_allclose(ratio[strong][:, 0].numpy(), torch.exp(0.8 * z)[strong].numpy(), rtol=1e-9)
+    # the six members of {200} share a factor; {200} and {220} do not
+    f200, f220 = ratio[(d - A / 2).abs() < 1e-9, 0], ratio[(d - A / math.sqrt(8)).abs() < 1e-9, 0]
+    assert len(f200) >= 3 and torch.allclose(f200, f200[0].expand_as(f200)) and not torch.isclose(f200[0], f220[0])
+    off = Perturbation(intensity_jitter=one(0.0), jitter_frequency=frequency, jitter_phase=phase)
+    assert torch.allclose(compute_sticks(batch, inst, perturbation=off).intensities, plain.intensities)
+    many = torch.linspace(0.8, 3.0, 400, dtype=torch.float64)[None].expand(2000, -1)  # d [B, R]
+    phases = torch.empty(2000, 6, dtype=torch.float64).uniform_(0, 2 * math.pi, generator=generator)
+    spread = Perturbation(intensity_jitter=torch.full((2000,), 0.5, dtype=torch.float64),
+                          jitter_frequency=frequency.expand(2000, -1), jitter_phase=phases)  # fmt: skip
+    assert float(torch.log(intensity_factors(many, spread)).std()) == pytest.approx(0.5, rel=0.05)

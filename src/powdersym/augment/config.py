@@ -29,6 +29,9 @@ class AugmentConfig:
       crystallite_size: Å, log-uniform; Scherrer (Lorentzian) broadening.
       microstrain: epsilon; Gaussian broadening 4 epsilon tan theta.
       resolution_jitter: extra Gaussian variance as a fraction of the instrument's.
+      intensity_jitter: sigma of ln(factor) multiplying each reflection's intensity, a random function of d (so
+        symmetry-equivalent reflections share it): the intensities a real structure, texture or extinction changes
+        and random crystals do not predict, so that a network reads the lattice and absences from peak positions.
     Per pattern, applied by `augment` in this order:
       impurity_fraction: share of the integrated intensity carried by an impurity phase; a pattern gets one with
         impurity_probability (else it stays single-phase); impurity patterns come from the caller.
@@ -47,6 +50,7 @@ class AugmentConfig:
     crystallite_size: Range | None = None
     microstrain: Range | None = None
     resolution_jitter: Range | None = None
+    intensity_jitter: Range | None = None
     impurity_fraction: Range | None = None
     impurity_probability: float = 1.0
     chebyshev_order: tuple[int, int] | None = None
@@ -63,7 +67,7 @@ class AugmentConfig:
             if value is not None and (len(value) != 2 or not value[0] <= value[1]):
                 raise ValueError(f"{name} must be a range (low, high) with low <= high, got {value!r}")
         positive = ("march_dollase", "crystallite_size", "poisson_counts")
-        non_negative = ("microstrain", "resolution_jitter", "chebyshev_order", "chebyshev_amplitude",
+        non_negative = ("microstrain", "resolution_jitter", "intensity_jitter", "chebyshev_order", "chebyshev_amplitude",
                         "chebyshev_level", "vecsei_noise")
         for name in positive + non_negative:
             value = getattr(self, name)
@@ -121,7 +125,8 @@ class AugmentConfig:
         return any(getattr(self, name) is not None for name in PER_CRYSTAL)
 
 
-PER_CRYSTAL = ("zero_shift", "displacement", "march_dollase", "crystallite_size", "microstrain", "resolution_jitter")
+PER_CRYSTAL = ("zero_shift", "displacement", "march_dollase", "crystallite_size", "microstrain", "resolution_jitter",
+               "intensity_jitter")  # fmt: skip
 # the fields that are ranges (low, high)
 RANGES = PER_CRYSTAL + ("impurity_fraction", "chebyshev_order", "chebyshev_amplitude", "chebyshev_level", "poisson_counts",
                         "vecsei_noise")  # fmt: skip

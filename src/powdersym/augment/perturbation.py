@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -20,6 +21,10 @@ LOW_INDEX_AXES = (
     (1, 1, 0), (1, -1, 0), (1, 0, 1), (1, 0, -1), (0, 1, 1), (0, 1, -1),
     (1, 1, 1), (-1, 1, 1), (1, -1, 1), (1, 1, -1),
 )
+# The intensity jitter's random function of 1/d: JITTER_WAVES sines with frequencies (Å) log-uniform in this range;
+# at 200-2000 Å, reflections 0.005 Å^-1 apart in 1/d (0.5° 2theta at 60°, Cu K-alpha) get nearly independent factors.
+JITTER_WAVES = 6
+JITTER_FREQUENCIES = (200.0, 2000.0)
 
 
 def sample_perturbation(
@@ -32,8 +37,9 @@ def sample_perturbation(
 ) -> "Perturbation":
     """Per-crystal effects [B] drawn from config's ranges, for `simulate(..., perturbation=...)`.
 
-    Uniform draws, except crystallite sizes (log-uniform: every decade equally likely) and the March-Dollase
-    axis (uniform among LOW_INDEX_AXES). Fields whose range is None stay None (off); the displacement is left
+    Uniform draws, except crystallite sizes (log-uniform: every decade equally likely), the March-Dollase
+    axis (uniform among LOW_INDEX_AXES) and the intensity jitter's JITTER_WAVES frequencies (log-uniform in
+    JITTER_FREQUENCIES, Å) and phases (drawn last, so streams without it are unchanged). Fields whose range is None stay None (off); the displacement is left
     off for ToF instruments, where it has no effect.
     """
     from powdersym.simulate.perturb import Perturbation
@@ -57,12 +63,21 @@ def sample_perturbation(
     if config.crystallite_size is not None:
         size = sampling.log_uniform(*config.crystallite_size, b, **draw)
     displacement = uniform(config.displacement) if instrument.geometry == "cw" else None
+    zero_shift, microstrain, resolution = uniform(config.zero_shift), uniform(config.microstrain), uniform(config.resolution_jitter)
+    jitter = frequency = phase = None
+    if config.intensity_jitter is not None:  # after every other draw: streams without it replay unchanged
+        jitter = uniform(config.intensity_jitter)
+        frequency = sampling.log_uniform(*JITTER_FREQUENCIES, (batch_size, JITTER_WAVES), **draw)
+        phase = sampling.uniform(0.0, 2 * math.pi, (batch_size, JITTER_WAVES), **draw)
     return Perturbation(
-        zero_shift=uniform(config.zero_shift),
+        zero_shift=zero_shift,
         displacement=displacement,
         preferred_axis=axis,
         march_dollase=ratio,
         crystallite_size=size,
-        microstrain=uniform(config.microstrain),
-        resolution_jitter=uniform(config.resolution_jitter),
+        microstrain=microstrain,
+        resolution_jitter=resolution,
+        intensity_jitter=jitter,
+        jitter_frequency=frequency,
+        jitter_phase=phase,
     )

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from powdersym.simulate.instruments import Instrument, preset
-from powdersym.simulate.perturb import Perturbation, node_broadening, orientation_factors, shift_positions
+from powdersym.simulate.perturb import Perturbation, intensity_factors, node_broadening, orientation_factors, shift_positions
 from powdersym.simulate.reflections import Reflections, enumerate_reflections, reciprocal_metric, structure_factor_squared
 from powdersym.simulate.render import render, render_plan
 from powdersym.simulate.scattering import Neutron, XRay, radiation as default_radiation
@@ -63,6 +63,9 @@ def compute_sticks(
         factors = orientation_factors(refl.hkl, refl.d, reciprocal_metric(batch.lattice), perturbation)
         if factors is not None:
             intensities = intensities * factors[..., None]
+        jitter = intensity_factors(refl.d, perturbation)
+        if jitter is not None:
+            intensities = intensities * jitter[..., None]
     missing = ~refl.mask[..., None] | torch.isnan(positions)
     positions = torch.where(missing, torch.nan, positions)
     intensities = torch.where(missing, torch.zeros_like(intensities), intensities)

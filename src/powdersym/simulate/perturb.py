@@ -31,6 +31,9 @@ class Perturbation:
     crystallite_size: Å; Scherrer Lorentzian FWHM K lambda / (D cos theta) (CW) or K d / D relative (ToF).
     microstrain: epsilon; Gaussian FWHM 4 epsilon tan(theta) (CW) or Delta d / d = 2 epsilon (ToF).
     resolution_jitter: >= 0; extra Gaussian variance as a fraction of the instrument's Gaussian variance.
+    intensity_jitter: sigma >= 0 of ln(factor) per reflection, with jitter_frequency and jitter_phase [B, K]: the
+        factor is exp(sigma sqrt(2/K) sum_k sin(2 pi f_k / d + phase_k)), a function of d alone, so
+        symmetry-equivalent reflections (same d) share it and peaks further apart than ~1/f_max in 1/d do not.
     """
 
     zero_shift: torch.Tensor | None = None
@@ -40,6 +43,9 @@ class Perturbation:
     crystallite_size: torch.Tensor | None = None
     microstrain: torch.Tensor | None = None
     resolution_jitter: torch.Tensor | None = None
+    intensity_jitter: torch.Tensor | None = None
+    jitter_frequency: torch.Tensor | None = None
+    jitter_phase: torch.Tensor | None = None
 
     def select(self, index: torch.Tensor) -> "Perturbation":
         """The perturbations of a sub-batch."""
@@ -72,6 +78,16 @@ def orientation_factors(hkl: torch.Tensor, d: torch.Tensor, metric: torch.Tensor
     cos2 = cos.clamp(-1, 1) ** 2
     r = p.march_dollase[:, None]
     return (r**2 * cos2 + (1 - cos2) / r) ** -1.5
+
+
+def intensity_factors(d: torch.Tensor, p: Perturbation) -> torch.Tensor | None:
+    """Random intensity factor per reflection [B, R] from its d-spacing [B, R] (Å), or None when off."""
+    if p.intensity_jitter is None or p.jitter_frequency is None or p.jitter_phase is None:
+        return None
+    inverse_d = (1.0 / d.clamp(min=1e-6))[..., None]  # [B, R, 1]
+    waves = torch.sin(2 * math.pi * p.jitter_frequency[:, None, :].to(d.dtype) * inverse_d + p.jitter_phase[:, None, :].to(d.dtype))
+    z = waves.sum(-1) * math.sqrt(2.0 / waves.shape[-1])  # mean 0, variance 1 over random phases
+    return torch.exp(p.intensity_jitter[:, None].to(d.dtype) * z)
 
 
 def node_broadening(inst: Instrument, nodes: torch.Tensor, p: Perturbation) -> tuple[torch.Tensor, torch.Tensor]:
