@@ -14,6 +14,7 @@ from powdersym.evaluate import (
     distance_histogram,
     marginalise,
     mcnemar_p,
+    paired_cluster_p,
     merged_accuracy,
     n_classes,
     normalise_confusion,
@@ -166,3 +167,27 @@ def test_mcnemar_p_by_hand():
     assert mcnemar_p(3, 0) == pytest.approx(0.25)
     with pytest.raises(ValueError, match=">= 0"):
         mcnemar_p(-1, 2)
+
+
+@pytest.mark.parametrize("only_a, only_b", [(10, 1), (1, 10), (39, 22), (5, 5), (0, 3), (0, 0), (120, 80)])
+def test_paired_cluster_p_with_one_pattern_per_cluster_is_mcnemar(only_a, only_b):
+    """Singleton clusters: the sign-flip test is McNemar's exact test; concordant patterns change nothing."""
+    a = np.r_[np.ones(only_a), np.zeros(only_b), np.ones(7), np.zeros(4)].astype(bool)
+    b = np.r_[np.zeros(only_a), np.ones(only_b), np.ones(7), np.zeros(4)].astype(bool)
+    assert paired_cluster_p(a, b) == pytest.approx(mcnemar_p(only_a, only_b), rel=1e-9)
+
+
+def test_paired_cluster_p_counts_a_repeated_sample_once():
+    """Each pattern measured five times (five copies in one cluster) gives the p-value of the patterns alone, where
+    McNemar on the copies would claim far more; by hand: cluster differences +2 and +1 give sums +-3 and +-1, so
+    P(|sum| >= 3) = 1/2; a cluster whose differences cancel adds nothing."""
+    a = np.r_[np.zeros(9), np.ones(2)].astype(bool)
+    b = np.r_[np.ones(9), np.zeros(2)].astype(bool)
+    single = paired_cluster_p(a, b)
+    copies = np.repeat(np.arange(11), 5)
+    assert paired_cluster_p(np.repeat(a, 5), np.repeat(b, 5), copies) == pytest.approx(single, rel=1e-9)
+    assert mcnemar_p(10, 45) < single / 1000
+    hand_a, hand_b = np.array([0, 0, 0, 1, 0], bool), np.array([1, 1, 1, 0, 1], bool)
+    assert paired_cluster_p(hand_a, hand_b, [0, 0, 1, 2, 2]) == pytest.approx(0.5)  # +2, +1, and 0 (+1 -1)
+    with pytest.raises(ValueError, match="one id per pattern"):
+        paired_cluster_p(hand_a, hand_b, [0, 1])

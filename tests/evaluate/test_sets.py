@@ -59,3 +59,20 @@ def test_realistic_simulation_is_on_the_grid_and_seeded(shared_data, instrument,
     first, again = simulate_realistic(small, instrument, 7), simulate_realistic(small, instrument, 7)
     assert first.shape == (3, n_points) and np.allclose(first.max(1), 1.0) and first.min() >= 0
     assert np.array_equal(first, again)
+
+
+def test_rruff_clusters_are_runs_of_consecutive_files_of_one_space_group(shared_data, monkeypatch):
+    """Patterns of one RRUFF mineral (consecutive source files, one space group) share a cluster id: 158 runs in
+    the 289 development patterns, each run one space group and a block of consecutive file numbers; a hand-made
+    example splits where the numbering jumps or the group changes, in any input order."""
+    from powdersym.evaluate.sets import consecutive_runs
+
+    monkeypatch.setenv("POWDERSYM_SHARED_DATA", str(shared_data))
+    data = load_evaluation_set("rruff")
+    numbers = np.array([int(name.split(":")[1].split(".")[0]) for name in data.names])
+    assert len(np.unique(data.clusters)) == 158
+    for c in np.unique(data.clusters):
+        members = np.sort(numbers[data.clusters == c])
+        assert len(set(data.space_group[data.clusters == c])) == 1 and np.all(np.diff(members) == 1)
+    ids = consecutive_runs(np.array(["12.npy", "10.npy", "11.npy", "14.npy", "15.npy", "16.npy"]), np.array([5, 5, 5, 5, 5, 7]))
+    assert ids[1] == ids[2] == ids[0] and len({ids[0], ids[3], ids[5]}) == 3 and ids[3] == ids[4]

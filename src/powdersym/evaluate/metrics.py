@@ -94,6 +94,31 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
     return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
 
 
+def paired_cluster_p(hits_a: Array, hits_b: Array, clusters: Array | None = None) -> float:
+    """Two-sided exact p-value that models A and B are equally good on the same patterns [N] (bool hits), counting
+    each cluster of related patterns (the same sample or mineral measured several times) once: a sign-flip test on
+    the per-cluster differences d_c = sum(b - a), under which each d_c is as likely to have the other sign; the
+    distribution of sum(±|d_c|) is built exactly by convolution. With one pattern per cluster (None) it is McNemar's
+    exact test (`mcnemar_p`); with repeated patterns it does not count one mineral's five patterns as five pieces of
+    evidence."""
+    a, b = np.asarray(hits_a, dtype=bool), np.asarray(hits_b, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"hits must be two vectors of one length, got {a.shape} and {b.shape}")
+    ids = np.arange(len(a)) if clusters is None else np.asarray(clusters)
+    if ids.shape != a.shape:
+        raise ValueError(f"clusters must give one id per pattern ({len(a)}), got shape {ids.shape}")
+    _, index = np.unique(ids, return_inverse=True)
+    per_cluster = np.rint(np.bincount(index, weights=b.astype(int) - a.astype(int))).astype(int)
+    observed, d = abs(int(per_cluster.sum())), np.abs(per_cluster[per_cluster != 0])
+    total = int(d.sum())
+    probability = np.zeros(2 * total + 1)  # P(sum = s - total)
+    probability[total] = 1.0
+    for step in d:
+        probability = 0.5 * (np.roll(probability, step) + np.roll(probability, -step))  # no wrap: |sum| <= total
+    sums = np.abs(np.arange(-total, total + 1))
+    return float(min(1.0, probability[sums >= observed].sum()))
+
+
 def per_class_top_k(probs: Array, labels: Array, ks: tuple[int, ...] = (1, 3, 5)) -> dict[str, np.ndarray]:
     """'count' [C] and 'top{k}' [C] accuracy per true class (NaN for classes absent from the labels)."""
     p = to_numpy(probs)

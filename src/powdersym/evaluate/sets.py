@@ -61,6 +61,7 @@ class EvaluationSet:
     inputs: np.ndarray | None = None  # [N, P] on `instrument`'s grid
     instrument: str | None = None
     names: list[str] = field(default_factory=list)  # one per pattern
+    clusters: np.ndarray | None = None  # [N] ids: patterns of one sample share one (paired tests count it once)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -97,7 +98,8 @@ def load_evaluation_set(name: str | os.PathLike, device: str = "cpu") -> Evaluat
         patterns = [MeasuredPattern(x, row.astype(np.float64), None, "two_theta", wavelength=CU_KA1, source=f"rruff:{f}")
                     for row, f in zip(data["intensity"], data["source_file"])]  # fmt: skip
         return EvaluationSet("rruff", f"{len(patterns)} measured RRUFF Cu K-alpha patterns ({path})", patterns,
-                             data["sg_number"].astype(int), names=[p.source for p in patterns])  # fmt: skip
+                             data["sg_number"].astype(int), names=[p.source for p in patterns],
+                             clusters=consecutive_runs(data["source_file"], data["sg_number"]))  # fmt: skip
     if name.startswith("spglib-pymatgen-"):
         kind = name.rsplit("-", 1)[1]
         path = root / "simulated" / "spglib_pymatgen.npz"
@@ -162,6 +164,19 @@ def _spglib_powdersym(root: Path, instrument_name: str, device: str) -> Evaluati
         patterns=[], space_group=groups, formula=np.array([c.formula() for c in crystals]),
         inputs=inputs, instrument=instrument_name, names=names, skipped=skipped,
     )  # fmt: skip
+
+
+def consecutive_runs(files: np.ndarray, space_groups: np.ndarray) -> np.ndarray:
+    """Cluster ids [N] for RRUFF patterns: a run of consecutively numbered source files ('640.npy', '641.npy', ...)
+    with one space group is one mineral measured several times (the MANIFEST's caveat), and counts once in a
+    paired test."""
+    numbers = np.array([int(Path(str(f)).stem) for f in files])
+    order = np.argsort(numbers, kind="stable")
+    n, g = numbers[order], np.asarray(space_groups)[order]
+    starts = np.r_[True, (np.diff(n) != 1) | (g[1:] != g[:-1])]
+    clusters = np.empty(len(n), dtype=int)
+    clusters[order] = np.cumsum(starts) - 1
+    return clusters
 
 
 def simulate_realistic(crystals: list, instrument_name: str, seed: int, device: str = "cpu") -> np.ndarray:
