@@ -39,8 +39,8 @@ def sample_perturbation(
 
     Uniform draws, except crystallite sizes (log-uniform: every decade equally likely), the March-Dollase
     axis (uniform among LOW_INDEX_AXES) and the intensity jitter's JITTER_WAVES frequencies (log-uniform in
-    JITTER_FREQUENCIES, Å) and phases (drawn last, so streams without it are unchanged). Fields whose range is None stay None (off); the displacement is left
-    off for ToF instruments, where it has no effect.
+    JITTER_FREQUENCIES, Å) and phases (drawn last, so streams without it are unchanged). Fields whose range is
+    None stay None (off); the displacement is left off for ToF instruments, where it has no effect.
     """
     from powdersym.simulate.perturb import Perturbation
 
