@@ -16,7 +16,9 @@ classes), the same with enantiomorphic pairs merged, crystal system and Bravais 
 from the space groups), and space-group top-1 on the most certain half (Vecsei et al.'s refusal at 50 %
 coverage). Each set is scored twice: with the probabilities `powdersym predict` reports (re-weighted from the
 model's training balance to the space-group frequencies of known crystals, prior "known") and as trained
-(prior "trained", the better choice for sets spread evenly over the groups, such as the spglib ones).
+(prior "trained", the better choice for sets spread evenly over the groups, such as the spglib ones). Sets of
+patterns (not the powdersym-simulated ones) are also indexed as `predict` does (`--no-index` skips it): where a
+cubic, tetragonal or hexagonal cell fits the peak positions, only that lattice's groups keep their probability.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import numpy as np
 from powdersym.evaluate import marginalise, merged_accuracy, refusal_curve, top_k_accuracy
 from powdersym.evaluate.labelsets import derived_index_of_sg
 from powdersym.evaluate.sets import EvaluationSet, load_evaluation_set
-from powdersym.predict import Predictor
+from powdersym.predict import Predictor, restrict_to_cells
 from powdersym.symmetry import space_group
 
 SETS = {
@@ -49,6 +51,13 @@ def _load_set(set_name: str, device: str) -> EvaluationSet:
     return load_evaluation_set(set_name, device=device)  # simulated once for both priors
 
 
+@cache
+def _cells(set_name: str, device: str, instrument: str) -> tuple:
+    """The indexed cell (or None) of every pattern of a set, as `powdersym predict` finds them (once per set)."""
+    data = _load_set(set_name, device)
+    return tuple(Predictor.for_instrument(instrument).index_patterns(data.patterns)) if data.patterns else ()
+
+
 def model_for(instrument: str, device: str = "cpu", weights: str | None = None, prior: str = "known") -> Predictor:
     """The shipped model of an instrument, or the candidate WEIGHTS/INSTRUMENT/model.safetensors."""
     if weights:
@@ -57,10 +66,11 @@ def model_for(instrument: str, device: str = "cpu", weights: str | None = None, 
 
 
 def evaluate(
-    set_name: str, instrument: str, device: str = "cpu", weights: str | None = None, prior: str = "known"
+    set_name: str, instrument: str, device: str = "cpu", weights: str | None = None, prior: str = "known", index: bool = True
 ) -> tuple[dict, EvaluationSet, np.ndarray]:
     """(summary row, the set, calibrated probabilities [N, 230] under `prior`, as `powdersym predict`); weights: a
-    folder of candidate models (INSTRUMENT/model.safetensors) to use instead of the shipped ones."""
+    folder of candidate models (INSTRUMENT/model.safetensors) to use instead of the shipped ones; index: restrict
+    to indexed high-symmetry lattices as `predict` does."""
     start = time.perf_counter()
     data = _load_set(set_name, device)
     loading = time.perf_counter() - start
@@ -69,8 +79,10 @@ def evaluate(
     logits, _ = predictor.logits(data.model_inputs(predictor))
     seconds = time.perf_counter() - start
     probs = predictor.probabilities(logits)
+    cells = _cells(set_name, device, instrument) if index else ()
+    probs = restrict_to_cells(probs, list(cells))
     labels = data.space_group - 1
-    row = {"set": set_name, "model": instrument, "prior": predictor.prior_used, "n": len(labels), "distinct_groups": int(len(np.unique(labels))),
+    row = {"set": set_name, "model": instrument, "prior": predictor.prior_used, "indexed": sum(c is not None for c in cells), "n": len(labels), "distinct_groups": int(len(np.unique(labels))),
            "skipped": len(data.skipped), "sg_top1": top_k_accuracy(probs, labels, 1), "sg_top5": top_k_accuracy(probs, labels, 5),
            "sg_top1_enantiomorph_merged": merged_accuracy(probs.argmax(1), labels, "space_group", "enantiomorph"),
            "sg_top1_at_50pct": refusal_curve(probs, labels).at_coverage(0.5).accuracy, "seconds": seconds,
@@ -102,16 +114,17 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     parser.add_argument("--weights", default=None, help="folder of candidate models INSTRUMENT/model.safetensors (default: shipped)")
     parser.add_argument("--priors", nargs="+", default=["known", "trained"], choices=["known", "trained"], help="class priors to score")
+    parser.add_argument("--no-index", dest="index", action="store_false", help="the network alone, without indexing the peak positions")
     args = parser.parse_args()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    print(f"date {datetime.date.today()}, commit {commit}, device {args.device}, models {args.weights or 'shipped'}")
-    print("| set | model | prior | n | SG top-1 | SG top-5 | SG top-1 (enantiomorphs merged) | crystal system | Bravais | SG top-1 on the most certain 50 % |")
+    print(f"date {datetime.date.today()}, commit {commit}, device {args.device}, models {args.weights or 'shipped'}, indexing {'on' if args.index else 'off'}")
+    print("| set | model | prior | n (indexed) | SG top-1 | SG top-5 | SG top-1 (enantiomorphs merged) | crystal system | Bravais | SG top-1 on the most certain 50 % |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     rows, details = [], []
     for name, prior in ((n, p) for n in args.sets for p in args.priors):
-        row, data, probs = evaluate(name, SETS[name], args.device, args.weights, prior)
+        row, data, probs = evaluate(name, SETS[name], args.device, args.weights, prior, args.index)
         rows.append(row)
-        print(f"| {name} | {row['model']} | {row['prior']} | {row['n']} | {row['sg_top1']:.1%} | {row['sg_top5']:.1%} | {row['sg_top1_enantiomorph_merged']:.1%} | "
+        print(f"| {name} | {row['model']} | {row['prior']} | {row['n']} ({row['indexed']}) | {row['sg_top1']:.1%} | {row['sg_top5']:.1%} | {row['sg_top1_enantiomorph_merged']:.1%} | "
               f"{row['crystal_system_top1']:.1%} | {row['bravais_top1']:.1%} | {row['sg_top1_at_50pct']:.1%} |", flush=True)  # fmt: skip
         if name in PER_FILE and prior == args.priors[0]:
             details += per_file_table(data, probs)

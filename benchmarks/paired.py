@@ -8,6 +8,7 @@ paired_cluster_p`): McNemar's test takes related patterns as independent evidenc
     python benchmarks/paired.py --weights ship                       # ship/INSTRUMENT/model.safetensors vs shipped
     python benchmarks/paired.py --weights ship --sets rruff --priors known
     python benchmarks/paired.py --weights ship_b --baseline ship_a   # two candidates
+    python benchmarks/paired.py --index-effect                       # shipped model: network alone vs + indexing
 
 Metrics: space group top-1 and top-5 (230 classes), crystal system and Bravais lattice (probabilities summed from
 the space groups), each under the class priors asked for (see benchmarks/accuracy.py).
@@ -34,18 +35,24 @@ def hits(probs: np.ndarray, space_group: np.ndarray) -> dict[str, np.ndarray]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", required=True, help="candidate folder INSTRUMENT/model.safetensors")
+    parser.add_argument("--weights", default=None, help="candidate folder INSTRUMENT/model.safetensors (default: shipped)")
     parser.add_argument("--baseline", default=None, help="folder of the model to compare with (default: shipped)")
     parser.add_argument("--sets", nargs="+", default=["rruff", "spglib-pymatgen-xray"], choices=list(SETS))
     parser.add_argument("--priors", nargs="+", default=["known", "trained"], choices=["known", "trained"])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--index-effect", action="store_true", help="baseline without indexing the peak positions, candidate with it (one model)")
     args = parser.parse_args()
-    print(f"candidate {args.weights} against {args.baseline or 'shipped'}")
+    if args.index_effect:
+        args.baseline = args.weights
+    elif args.weights is None:
+        parser.error("--weights is required unless --index-effect")
+    print(f"candidate {args.weights or 'shipped'}{' + indexing' if args.index_effect else ''} against {args.baseline or 'shipped'}"
+          f"{' without indexing' if args.index_effect else ''}")
     print("| set | prior | metric | baseline | candidate | only baseline right | only candidate right | McNemar p | p, related patterns counted once |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name in args.sets:
         for prior in args.priors:
-            _, data, base = evaluate(name, SETS[name], args.device, args.baseline, prior)
+            _, data, base = evaluate(name, SETS[name], args.device, args.baseline, prior, index=not args.index_effect)
             _, _, cand = evaluate(name, SETS[name], args.device, args.weights, prior)
             a, b = hits(base, data.space_group), hits(cand, data.space_group)
             for metric in a:

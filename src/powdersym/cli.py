@@ -417,11 +417,13 @@ def predict(
     top: int = typer.Option(5, "--top", help="How many space groups to list."),
     background: str = typer.Option("chebyshev", "--background", help="Background subtraction: chebyshev, snip or none."),
     prior: str = typer.Option("known", "--prior", help="Space-group prior: known (how often known crystals take each group: P2_1/c far more often than P4_22_12; for real samples) or trained (the model's balanced training classes)."),
+    index: bool = typer.Option(True, "--index/--no-index", help="Index the peak positions with cubic, tetragonal and hexagonal cells; where one fits (de Wolff's M20 >= 20), keep only the space groups of that lattice and report the cell."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document with every result (for pipelines)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Folder for PNGs of raw pattern, background and model input."),
 ) -> None:
     """Space group, Bravais lattice, crystal system, extinction group and a lattice estimate of measured patterns,
-    with an 'uncertain' flag when the model is less certain than on the validation threshold."""
+    with an 'uncertain' flag when the model is less certain than on the validation threshold. Where the peak
+    positions index a high-symmetry cell, the cell is reported and only its lattice's groups are kept."""
     import json
 
     from powdersym.io import PatternFormatError, read_pattern
@@ -431,13 +433,14 @@ def predict(
     options = _read_options(wavelength, unit, instrument_file, bank)
     back = None if background == "none" else background
     try:
-        settings = dict(top=top, background=back, prior=prior)
+        settings = dict(top=top, background=back, prior=prior, index=index)
         predictor = Predictor.load(model, **settings) if model else Predictor.for_instrument(instrument, **settings)
         patterns = [read_pattern(path, **options) for path in _progress(files, "reading")]
         prepared = predictor.prepare(patterns)
         import numpy as np
 
-        results = predictor.predict_arrays(np.stack([p.y for p in prepared]), [str(f) for f in files], np.array([p.coverage for p in prepared]))
+        cells = predictor.index_patterns(_progress(patterns, "indexing"))
+        results = predictor.predict_arrays(np.stack([p.y for p in prepared]), [str(f) for f in files], np.array([p.coverage for p in prepared]), cells)
         if plot is not None:
             plot.mkdir(parents=True, exist_ok=True)
             for path, item in zip(files, prepared):

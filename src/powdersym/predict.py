@@ -3,7 +3,9 @@ space group (230) probabilities, calibrated by the model's temperature and turne
 balance the model was trained on to the space-group frequencies of known crystals (`prior="known"`, the default; a
 sample is far likelier P2_1/c than P4_22_12), summed into Bravais lattice, crystal system and extinction group; a
 lattice estimate; and an 'uncertain' flag below the model's refusal threshold (chosen on validation data, Vecsei
-et al.'s refusal).
+et al.'s refusal). Where the peak positions index a cubic, tetragonal or hexagonal cell (`refine.index`: de Wolff's
+M20 >= 20), only the space groups of that lattice keep their probability and the cell replaces the network's
+lattice estimate (`index=False` turns this off).
 
     from powdersym.predict import Predictor
     predictor = Predictor.for_instrument("xray-cuka")
@@ -101,6 +103,7 @@ class Prediction:
     coverage: float  # fraction of the model's grid the measurement covers
     model: str
     prior: str = "trained"  # class prior of the probabilities: known (crystals' frequencies) or trained
+    indexed: dict | None = None  # the cubic/tetragonal/hexagonal cell the peak positions index (IndexedCell.to_dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -116,12 +119,32 @@ class Prediction:
         lines += [f"  space group {n:>3} {s:<12} {p:6.1%}" for n, s, p in self.space_groups]
         lines.append(f"  crystal system {self.crystal_system[0]} ({self.crystal_system[1]:.0%}), Bravais {self.bravais[0]} "
                      f"({self.bravais[1]:.0%}), extinction group {self.extinction_group[0]} ({self.extinction_group[1]:.0%})")  # fmt: skip
-        if self.lattice is not None:
+        if self.indexed is not None:
+            cell = self.indexed
+            lengths = f"a {cell['a']:.4f} Å" if cell["system"] == "cubic" else f"a {cell['a']:.4f} c {cell['c']:.4f} Å"
+            lines.append(f"  peak positions index a {cell['system']} lattice: {lengths}, M20 {cell['m20']:.0f}, "
+                         f"{cell['n_indexed']} of {cell['n_lines']} lines; only its space groups are kept")
+        elif self.lattice is not None:
             a, b, c, al, be, ga = self.lattice
             lines.append(f"  lattice estimate a {a:.2f} b {b:.2f} c {c:.2f} Å, alpha {al:.1f} beta {be:.1f} gamma {ga:.1f} deg")
         if self.coverage < 0.999:
             lines.append(f"  the measurement covers {self.coverage:.0%} of the model's range")
         return "\n".join(lines)
+
+
+def restrict_to_cells(probs: np.ndarray, cells: list | None) -> np.ndarray:
+    """Space-group probabilities [N, 230] with the groups outside each pattern's indexed lattice set to zero and
+    the rest renormalised; rows without a cell (None) unchanged."""
+    from powdersym.refine.index import space_group_mask
+
+    if not cells:
+        return probs
+    out = probs.copy()
+    for i, cell in enumerate(cells):
+        if cell is not None:
+            kept = np.where(space_group_mask(cell), out[i], 0.0)
+            out[i] = kept / kept.sum() if kept.sum() > 0 else space_group_mask(cell) / space_group_mask(cell).sum()
+    return out
 
 
 def constrain_lattice(lattice: np.ndarray, crystal_system: str) -> np.ndarray:
@@ -154,6 +177,7 @@ class Predictor:
     top: int = 5
     background: str | None = "chebyshev"
     prior: str = "known"  # known: frequencies of known crystals; trained: the class balance of training
+    index: bool = True  # restrict to the lattice of an indexed high-symmetry cell (refine.index)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -218,8 +242,27 @@ class Predictor:
                     logits.append(out.float().cpu())
         return torch.cat(logits).numpy(), (torch.cat(lattice).numpy() if lattice else None)
 
-    def predict_arrays(self, patterns: np.ndarray, sources: list[str] | None = None, coverage: np.ndarray | None = None) -> list[Prediction]:
-        """Predictions for patterns already on the model's grid and max-normalised [N, P]."""
+    def index_patterns(self, patterns: list) -> list:
+        """The accepted cubic/tetragonal/hexagonal cell (refine.IndexedCell) or None for each MeasuredPattern;
+        all None when `index` is off."""
+        from powdersym.refine.index import index_pattern
+
+        if not self.index:
+            return [None for _ in patterns]
+        return [index_pattern(p, doublet=self.doublet_of(p)) for p in patterns]
+
+    def doublet_of(self, pattern: Any) -> tuple[float, float] | None:
+        """(wavelength2, I2/I1) of the model's K-alpha doublet for a 2theta pattern measured at its first
+        wavelength without a doublet of its own (a Cu K-alpha file read with --wavelength 1.5406), else None."""
+        waves, weights = self.instrument.wavelengths, self.instrument.wavelength_weights
+        if pattern.unit != "two_theta" or pattern.wavelength2 or len(waves) < 2 or not pattern.wavelength:
+            return None
+        return (waves[1], weights[1] / weights[0]) if abs(pattern.wavelength - waves[0]) < 2e-3 else None
+
+    def predict_arrays(self, patterns: np.ndarray, sources: list[str] | None = None, coverage: np.ndarray | None = None,
+                       cells: list | None = None) -> list[Prediction]:
+        """Predictions for patterns already on the model's grid and max-normalised [N, P]; `cells`: an indexed cell
+        (or None) per pattern, from `index_patterns`."""
         from powdersym.evaluate import marginalise
         from powdersym.evaluate.labelsets import class_names
         from powdersym.models import LatticeScaler
@@ -231,7 +274,7 @@ class Predictor:
         if not np.isfinite(patterns).all():
             raise ValueError("patterns contain NaN or infinite values")
         logits, lattice = self.logits(patterns)
-        probs = self.probabilities(logits)  # [N, 230]
+        probs = restrict_to_cells(self.probabilities(logits), cells)  # [N, 230]
         derived = {to: marginalise(probs, to) for to in ("bravais", "crystal_system", "extinction_group")}
         names = {to: class_names(to) for to in derived}
         scaler = self.saved.meta.get("lattice_scaler")
@@ -247,10 +290,11 @@ class Predictor:
                 bravais=(names["bravais"][best["bravais"]], float(derived["bravais"][i, best["bravais"]])),
                 crystal_system=(system, float(derived["crystal_system"][i, best["crystal_system"]])),
                 extinction_group=(names["extinction_group"][best["extinction_group"]], float(derived["extinction_group"][i, best["extinction_group"]])),
-                lattice=None if lattice is None else tuple(round(float(v), 4) for v in constrain_lattice(lattice[i], system)),
+                lattice=(tuple(round(v, 4) for v in cells[i].lattice()) if cells and cells[i] is not None else
+                         None if lattice is None else tuple(round(float(v), 4) for v in constrain_lattice(lattice[i], system))),
                 certainty=float(probs[i, order[0]]), uncertain=bool(probs[i, order[0]] < self.threshold),
                 threshold=self.threshold, coverage=1.0 if coverage is None else float(coverage[i]), model=self.name,
-                prior=self.prior_used,
+                prior=self.prior_used, indexed=cells[i].to_dict() if cells and cells[i] is not None else None,
             ))  # fmt: skip
         return out
 
@@ -263,7 +307,8 @@ class Predictor:
 
     def predict_patterns(self, patterns: list) -> list[Prediction]:
         prepared = self.prepare(patterns)
-        return self.predict_arrays(np.stack([p.y for p in prepared]), [p.source for p in prepared], np.array([p.coverage for p in prepared]))
+        return self.predict_arrays(np.stack([p.y for p in prepared]), [p.source for p in prepared],
+                                   np.array([p.coverage for p in prepared]), self.index_patterns(patterns))
 
     def predict_file(self, path: str | os.PathLike, **read_options: Any) -> Prediction:
         return self.predict_files([path], **read_options)[0]

@@ -71,14 +71,6 @@ def pdcif_reference(path: Path) -> tuple[list[float], str, np.ndarray | None]:
     return cell, symbol, weights
 
 
-def exp_reference(path: Path) -> list[float]:
-    """Refined cell of phase 1 of a GSAS .EXP file (CRS1 ABC and ANGLES records)."""
-    text = path.read_text(errors="replace")
-    lengths = re.search(r"CRS1  ABC\s+(\S+)\s+(\S+)\s+(\S+)", text).groups()
-    angles = re.search(r"CRS1  ANGLES\s+(\S+)\s+(\S+)\s+(\S+)", text).groups()
-    return [float(v) for v in lengths + angles]
-
-
 def start_cell(cell: list[float]) -> np.ndarray:
     """The reference cell with a, b, c off by +1 %, -1 %, +1 % (tied lengths follow a)."""
     start = np.array(cell, dtype=float)
@@ -122,7 +114,7 @@ def test_nac_11bm_synchrotron(shared_data: Path) -> None:
     assert result.rwp < 0.15
 
 
-def test_fluorapatite_lab(shared_data: Path) -> None:
+def test_fluorapatite_lab(shared_data: Path, exp_reference) -> None:
     folder = shared_data / GSAS2 / "LabData/data"
     pattern = read_pattern(folder / "FAP.XRA", instrument_file=folder / "INST_XRY.PRM")
     cell = exp_reference(folder / "FAP.EXP")

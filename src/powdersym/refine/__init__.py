@@ -1,12 +1,14 @@
 """Cell refinement: fit lattice parameters, zero shift and profile widths to a measured pattern (Le Bail-like).
 
 `refine_cell(x, y, instrument=..., space_group=..., cell=...)` -> `RefinementResult` (refined cell with
-uncertainties, Rwp, observed / calculated / difference plot).
+uncertainties, Rwp, observed / calculated / difference plot). `index_pattern(pattern)` -> the cubic, tetragonal or
+hexagonal cell the peak positions index (de Wolff's M20), or None: a starting cell for the refinement.
 """
 
 from powdersym.refine.cell import CellModel, SpaceGroupSetting, allowed_reflections
+from powdersym.refine.index import IndexedCell, find_peaks, index_cells, index_pattern
 from powdersym.refine.lebail import instrument_for, refine_cell, refine_pattern
 from powdersym.refine.result import RefinementResult, format_uncertain
 
-__all__ = ["CellModel", "RefinementResult", "SpaceGroupSetting", "allowed_reflections", "format_uncertain", "instrument_for", "refine_cell",
-           "refine_pattern"]
+__all__ = ["CellModel", "IndexedCell", "RefinementResult", "SpaceGroupSetting", "allowed_reflections", "find_peaks", "format_uncertain",
+           "index_cells", "index_pattern", "instrument_for", "refine_cell", "refine_pattern"]

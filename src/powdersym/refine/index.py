@@ -1,0 +1,405 @@
+"""Powder indexing of high-symmetry cells: does a cubic, tetragonal or hexagonal cell explain the peak positions?
+
+The network reads symmetry from the whole profile and misses the high-symmetry systems of measured samples
+(docs/results.md: on RRUFF it calls most hexagonal and tetragonal minerals monoclinic or orthorhombic). A
+crystallographer would first index the strongest lines. Cells of one or two parameters can be searched exhaustively:
+
+1. `find_peaks`: the first (largest-d) lines above `threshold` of the strongest, after a SNIP background; positions
+   from a quadratic fit to each peak's top, K-alpha2 companions dropped when the pattern has a doublet.
+2. Trial cells from every pair of the first lines given every pair of small indices (one line and one index for
+   cubic cells), scored on the first lines, the best refined by weighted least squares with a zero shift.
+3. de Wolff's figure of merit M20 = Q20 / (2 <dQ> N20) (J. Appl. Cryst. 1, 108, 1968; Q = 1/d^2, <dQ> the mean
+   misfit of the indexed lines, N20 the distinct lines the cell predicts up to the last observed one): large cells
+   index anything but predict many lines and score low.
+
+`index_pattern(pattern)` returns the cell a crystallographer would accept (`choose_cell`: M20 >= 20, at most 6
+calculated lines per indexed one, no unindexed line among 7 or fewer, one among 8-11, two among more; a
+two-parameter cell only from >= 16 lines; of the cells indexing the most lines the cubic one when its M20 is
+within a factor 2 of the best) or None. These limits were set on the development RRUFF patterns and the
+pymatgen-simulated spglib structures (docs/results.md, 2026-12-05 third session): on RRUFF they accept 25 cells, 23
+of the right lattice. A hexagonal cell says "hexagonal lattice": trigonal groups index on it too.
+Lower-symmetry cells (orthorhombic and below) are not searched: a None means "not shown to be high-symmetry",
+never "low symmetry". A metrically pseudo-symmetric cell (an orthorhombic a = b within the peak widths) indexes as
+the higher system; positions alone cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from powdersym.io.background import snip_background
+from powdersym.io.pattern import MeasuredPattern
+
+SYSTEMS = ("cubic", "tetragonal", "hexagonal")
+# ITA numbers of the groups whose lattice each indexed system implies (hexagonal lattice: trigonal + hexagonal)
+SPACE_GROUP_RANGES = {"cubic": (195, 230), "tetragonal": (75, 142), "hexagonal": (143, 194)}
+MAX_UNINDEXED = 2
+MIN_M20 = 20.0  # de Wolff's M20 a cell needs to be accepted
+MAX_LINE_RATIO = 6.0  # calculated lines per indexed line beyond which a cell is too large to accept
+_FIRST_LINES = 6  # lines whose pairs give trial cells ...
+_ANCHOR_LINES = 2  # ... when one of the two is among the first 2
+# trial cells are ranked (single precision, twice the tolerance, no zero shift yet) on the first 5 lines, the best
+# 2000 of them on the first 10, and the best 50 refined on all lines
+_COARSE = ((5, 2000), (10, 50))
+_CHUNK = 8192
+
+
+@dataclass
+class PeakPositions:
+    """Observed lines, ordered by decreasing d: where they are (pattern units and d) and how sharply known."""
+
+    x: np.ndarray  # positions in the pattern's unit
+    d: np.ndarray  # Å
+    height: np.ndarray  # above background, relative to the strongest line
+    tolerance: np.ndarray  # how far (pattern units) a calculated line may sit and still index it: half the FWHM
+    slope: np.ndarray  # dQ/dx at each line, Q = 1/d^2: a zero shift z moves Q by -slope z
+    max_zero: float  # largest zero shift fitted (pattern units; 0 where the unit has none)
+
+    @property
+    def q(self) -> np.ndarray:
+        return 1.0 / self.d**2
+
+    def __len__(self) -> int:
+        return len(self.d)
+
+
+@dataclass
+class IndexedCell:
+    """A cell that indexes the observed lines, with de Wolff's M20 and how many lines it explains."""
+
+    system: str  # cubic, tetragonal or hexagonal (lattice: hexagonal covers trigonal groups)
+    a: float  # Å
+    c: float  # Å (= a for cubic cells)
+    zero: float  # fitted zero shift, pattern units (2theta deg or ToF µs)
+    m20: float
+    n_indexed: int
+    n_lines: int
+    n_calculated: int  # distinct lines the cell predicts up to the last observed one (de Wolff's N20)
+
+    def lattice(self) -> tuple[float, float, float, float, float, float]:
+        gamma = 120.0 if self.system == "hexagonal" else 90.0
+        return (self.a, self.a, self.c, 90.0, 90.0, gamma)
+
+    def to_dict(self) -> dict:
+        return {"system": self.system, "a": round(self.a, 5), "c": round(self.c, 5), "zero": round(self.zero, 5),
+                "m20": round(self.m20, 1), "n_indexed": self.n_indexed, "n_lines": self.n_lines,
+                "n_calculated": self.n_calculated}  # fmt: skip
+
+    def __str__(self) -> str:
+        cell = f"a {self.a:.4f} Å" if self.system == "cubic" else f"a {self.a:.4f} c {self.c:.4f} Å"
+        return f"indexed {self.system}: {cell}, M20 {self.m20:.0f}, {self.n_indexed} of {self.n_lines} lines"
+
+
+def find_peaks(
+    pattern: MeasuredPattern, max_peaks: int = 20, threshold: float = 0.05, doublet: tuple[float, float] | None = None
+) -> PeakPositions:
+    """The first `max_peaks` lines (largest d first) above `threshold` of the strongest line.
+
+    doublet: (wavelength2, ratio I2/I1) of a K-alpha doublet whose second line should not count as a line of its
+    own (default: the pattern's `wavelength2`, `ka2_ratio`).
+    """
+    y = np.asarray(pattern.y, dtype=np.float64)
+    n = len(y)
+    width = _strongest_fwhm_points(y - np.percentile(y, 5))
+    signal = y - snip_background(y, max(3 * width, 5))
+    top = signal.max()
+    if not np.isfinite(top) or top <= 1e-6 * np.abs(y).max():  # flat: nothing above the background
+        return _no_peaks()
+    signal = signal / top
+    half = max(1, width // 2)
+    padded = np.pad(signal, half, mode="constant", constant_values=-np.inf)
+    window = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1).max(axis=1)
+    candidates = np.flatnonzero((signal >= window) & (signal > threshold))
+    # one maximum per peak: a flat top (rounded counts) or a shoulder within one FWHM is the same line
+    keep: list[int] = []
+    for k in candidates:
+        if keep and k - keep[-1] <= width:
+            if signal[k] > signal[keep[-1]]:
+                keep[-1] = k
+            continue
+        keep.append(int(k))
+    index = np.array(keep, dtype=np.int64)
+    if len(index) == 0:
+        return _no_peaks()
+    position = np.array([_top_position(signal, k, width) for k in index])  # fractional point index
+    fwhm = np.array([_fwhm_points(signal, k) for k in index], dtype=np.float64)
+    fwhm = np.clip(fwhm, 0.5 * width, 2.0 * width)
+    points = np.arange(n, dtype=np.float64)
+    x = np.interp(position, points, pattern.x)
+    step = np.interp(position, points[:-1] + 0.5, np.diff(pattern.x))
+    d_all = pattern.d_spacing()
+    d = np.interp(position, points, d_all)
+    q_all = 1.0 / d_all**2
+    slope = np.interp(position, points, np.gradient(q_all, pattern.x))
+    height = signal[index]
+    wavelength2, ratio = doublet if doublet is not None else (pattern.wavelength2, pattern.ka2_ratio)
+    if pattern.unit == "two_theta" and wavelength2 and pattern.wavelength:
+        companion = _doublet_companions(x, height, 0.5 * fwhm * step, pattern.wavelength, wavelength2, ratio or 0.5)
+        keep_mask = ~companion
+        x, d, height, fwhm, step, slope = (v[keep_mask] for v in (x, d, height, fwhm, step, slope))
+    order = np.argsort(-d, kind="stable")[:max_peaks]
+    median_fwhm = float(np.median(fwhm * step)) if len(fwhm) else 0.0
+    max_zero = 3.0 * median_fwhm if pattern.unit in ("two_theta", "tof") else 0.0
+    return PeakPositions(x=x[order], d=d[order], height=height[order], tolerance=(0.5 * fwhm * step)[order],
+                         slope=slope[order], max_zero=max_zero)  # fmt: skip
+
+
+def _no_peaks() -> PeakPositions:
+    empty = np.zeros(0)
+    return PeakPositions(empty, empty, empty, empty, empty, 0.0)
+
+
+def _strongest_fwhm_points(y: np.ndarray) -> int:
+    return max(2, _fwhm_points(y, int(np.argmax(y))))
+
+
+def _fwhm_points(y: np.ndarray, k: int) -> int:
+    """Width (points) where y stays above half of y[k] around k."""
+    half = 0.5 * y[k]
+    below = np.flatnonzero(y[:k] < half)
+    left = below[-1] if len(below) else 0
+    above = np.flatnonzero(y[k:] < half)
+    right = k + above[0] if len(above) else len(y) - 1
+    return int(right - left)
+
+
+def _top_position(y: np.ndarray, k: int, width: int) -> float:
+    """Fractional index of a peak's maximum: a parabola fitted to the points above 70 % of its height."""
+    lo, hi = max(0, k - width), min(len(y), k + width + 1)
+    near = np.arange(lo, hi)
+    top = near[y[near] >= 0.7 * y[k]]
+    top = top[np.abs(top - k) <= width]
+    if len(top) < 3:
+        top = np.arange(max(0, k - 1), min(len(y), k + 2))
+    if len(top) < 3:
+        return float(k)
+    u = top - k
+    c2, c1, _ = np.polyfit(u, y[top], 2)
+    if c2 >= 0:
+        return float(np.average(top, weights=np.clip(y[top], 1e-12, None)))
+    return float(k + np.clip(-c1 / (2 * c2), u.min(), u.max()))
+
+
+def _doublet_companions(two_theta, height, tolerance, wavelength, wavelength2, ratio) -> np.ndarray:
+    """bool: lines at the K-alpha2 position of a stronger line, at most about its expected relative height. A
+    partly resolved K-alpha2 peak sits on the K-alpha1 peak's flank, which pulls its apex towards it: anything
+    from a third of the way to the K-alpha2 position up to that position (plus the tolerance) counts."""
+    sin2 = np.sin(np.radians(two_theta) / 2) * wavelength2 / wavelength
+    partner = np.where(np.abs(sin2) < 1, 2 * np.degrees(np.arcsin(np.clip(sin2, -1, 1))), np.inf)
+    split = partner - two_theta  # [n] K-alpha2 - K-alpha1 separation of each line
+    offset = two_theta[:, None] - two_theta[None, :]  # [companion, line]
+    close = (offset >= split[None, :] / 3) & (offset <= split[None, :] + np.maximum(tolerance[:, None], 0.02))
+    weaker = height[:, None] <= min(1.5 * ratio, 0.9) * height[None, :]
+    return (close & weaker).any(axis=1)
+
+
+def _small_forms(system: str) -> torch.Tensor:
+    """Coefficient rows [F, p] of the low-index lines trial cells are built from: Q = row . (1/a^2[, 1/c^2]) with
+    row = h^2+k^2+l^2 (cubic), (h^2+k^2, l^2) (tetragonal), (4/3 (h^2+hk+k^2), l^2) (hexagonal)."""
+    rows = set()
+    for h in range(0, 5):
+        for k in range(0, h + 1):
+            m = h * h + h * k + k * k if system == "hexagonal" else h * h + k * k
+            for l in range(0, 5):
+                if (h, k, l) != (0, 0, 0) and (system == "cubic" or m <= 13):
+                    rows.add((m + l * l,) if system == "cubic" else (m, l * l))
+    forms = torch.tensor(sorted(rows), dtype=torch.float64)
+    if system == "hexagonal":
+        forms[:, 0] *= 4.0 / 3.0
+    return forms
+
+
+def _allowed(system: str, largest: float) -> torch.Tensor:
+    """Sorted distinct values up to `largest` of h^2+k^2+l^2 (cubic), h^2+k^2 (tetragonal) or 4/3 (h^2+hk+k^2)
+    (hexagonal), 0 included for the two-parameter systems (00l lines)."""
+    n = int(math.isqrt(int(largest) + 1)) + 2
+    h = np.arange(n)
+    if system == "cubic":
+        values = (h[:, None, None] ** 2 + h[None, :, None] ** 2 + h[None, None, :] ** 2).ravel()
+        values = values[values > 0]
+    elif system == "tetragonal":
+        values = (h[:, None] ** 2 + h[None, :] ** 2).ravel()
+    else:
+        values = (h[:, None] ** 2 + h[:, None] * h[None, :] + h[None, :] ** 2).ravel() * (4.0 / 3.0)
+    values = np.unique(values.astype(np.float64))
+    return torch.as_tensor(values[values <= largest + 1e-9])
+
+
+def _trial_cells(q: torch.Tensor, forms: torch.Tensor, system: str) -> torch.Tensor:
+    """Reciprocal cell parameters [K, p] that put one of the first three lines on a small-index line (cubic) or two
+    of the first lines on two of them (two-parameter systems); lengths between 2 and 40 Å."""
+    if system == "cubic":
+        cells = (q[:3, None] / forms[None, :, 0]).reshape(-1, 1)
+        return cells[(cells > 1 / 40**2).all(1) & (cells < 1 / 2**2).all(1)]
+    first = min(_FIRST_LINES, len(q))
+    i, j = torch.triu_indices(first, first, 1)
+    i, j = i[i < _ANCHOR_LINES], j[i < _ANCHOR_LINES]  # one of the pair among the very first lines
+    a, b = torch.meshgrid(torch.arange(len(forms)), torch.arange(len(forms)), indexing="ij")
+    matrix = torch.stack([forms[a.reshape(-1)], forms[b.reshape(-1)]], 1)  # [P, 2, 2]
+    matrix = matrix[torch.linalg.det(matrix).abs() > 1e-9]
+    rhs = torch.stack([q[i], q[j]], -1)  # [R, 2]
+    cells = torch.linalg.solve(matrix[None], rhs[:, None, :, None].expand(-1, len(matrix), -1, -1)).reshape(-1, 2)
+    cells = cells[((cells > 1 / 40**2) & (cells < 1 / 2**2)).all(1)]
+    key = torch.round(cells * 1e7).long()  # duplicates: the same cell from other lines (1e-7 / Å^2 apart)
+    _, first = np.unique((key[:, 0] * (1 << 21) + key[:, 1]).numpy(), return_index=True)
+    return cells[torch.as_tensor(first)]
+
+
+def _nearest_value(allowed: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    right = torch.searchsorted(allowed, target.contiguous()).clamp(1, len(allowed) - 1)
+    lo, hi = allowed[right - 1], allowed[right]
+    return torch.where((hi - target).abs() < (target - lo).abs(), hi, lo)
+
+
+def _score(cells, zero, system, q0, slope, tol_q):
+    """For trial cells [K, p] and zero shifts [K]: indexed [K, n] (bool), misfit [K, n] in Q, the design rows of
+    the nearest calculated lines [K, n, p] and the number of distinct calculated lines up to the last observed
+    line [K] (every line of the lattice, none extinct: de Wolff's N20)."""
+    q = q0[None, :] - slope[None, :] * zero[:, None]  # [K, n]
+    q_max = q.max(1).values  # [K]
+    a = cells[:, 0]
+    if system == "cubic":
+        allowed = _allowed(system, float((q_max / a).max()) + 1).to(q.dtype)
+        n_value = _nearest_value(allowed, q / a[:, None]).clamp(min=1)
+        misfit = (a[:, None] * n_value - q).abs()
+        n_calc = torch.searchsorted(allowed, (q_max / a).contiguous(), right=True)
+        return misfit <= tol_q, misfit, n_value[..., None], n_calc
+    c = cells[:, 1]
+    allowed = _allowed(system, float((q_max / a).max()) + 1).to(q.dtype)
+    l_max = int(math.sqrt(float((q_max / c).max()))) + 1
+    l2 = torch.arange(l_max + 1, dtype=q.dtype) ** 2  # [L]
+    target = (q[:, :, None] - c[:, None, None] * l2) / a[:, None, None]  # [K, n, L]: m that would fit exactly
+    m = _nearest_value(allowed, target.clamp(min=0))
+    m = torch.where((m == 0) & (l2 == 0), allowed[1], m)  # (0, 0) is no line
+    calc = a[:, None, None] * m + c[:, None, None] * l2
+    misfit, best_l = (calc - q[:, :, None]).abs().min(-1)
+    rows = torch.stack([m.gather(-1, best_l[..., None])[..., 0], l2[best_l]], -1)  # [K, n, 2]
+    room = ((q_max[:, None] - c[:, None] * l2) / a[:, None])  # [K, L]
+    n_calc = torch.where(room >= 0, torch.searchsorted(allowed, room.clamp(min=0).contiguous(), right=True), 0).sum(1) - 1
+    return misfit <= tol_q, misfit, rows, n_calc
+
+
+def allowed_unindexed(n_lines: int) -> int:
+    """Unindexed lines (impurities, artefacts) a cell may leave among n observed: none of 7 or fewer, one of 8-11,
+    two of 12 or more (with few lines, a cell that misses some fits by chance)."""
+    return min(MAX_UNINDEXED, max(0, (n_lines - 4) // 4))
+
+
+def _m20(indexed, misfit, n_calc, q_max, unindexed: int | None = None) -> torch.Tensor:
+    """de Wolff's M20 [K] (q_max [K]: Q of the last observed line); 0 for a cell that leaves more lines unindexed
+    than `unindexed` (default: allowed_unindexed)."""
+    n = indexed.shape[1]
+    mean = torch.where(indexed, misfit, 0.0).sum(1) / indexed.sum(1).clamp(min=1)
+    m20 = q_max / (2 * mean.clamp(min=1e-7 * q_max) * n_calc.clamp(min=1))
+    limit = allowed_unindexed(n) if unindexed is None else unindexed
+    return torch.where(indexed.sum(1) >= n - limit, m20, torch.zeros_like(m20))
+
+
+def _least_squares(cells, zero, system, q0, slope, tol_q, fit_zero: bool):
+    """One weighted least-squares step on the lines each cell indexes: Q_obs = rows . cell + slope * zero."""
+    indexed, _, design, _ = _score(cells, zero, system, q0, slope, tol_q)
+    if fit_zero:
+        design = torch.cat([design, slope.expand(design.shape[:2])[..., None]], -1)
+    weight = indexed.double() / tol_q**2
+    normal = torch.einsum("kn,kna,knb->kab", weight, design, design)
+    ridge = 1e-9 * normal.diagonal(dim1=1, dim2=2).mean() + 1e-300  # keeps cells that index nothing solvable
+    normal = normal + ridge * torch.eye(design.shape[-1], dtype=design.dtype)
+    rhs = torch.einsum("kn,kna,n->ka", weight, design, q0)
+    solution = torch.linalg.solve_ex(normal, rhs)[0]
+    new_cells = solution[:, : cells.shape[1]]
+    new_zero = solution[:, -1] if fit_zero else zero
+    good = (indexed.sum(1) > design.shape[-1]) & (new_cells > 0).all(1) & torch.isfinite(solution).all(1)
+    return torch.where(good[:, None], new_cells, cells), torch.where(good, new_zero, zero)
+
+
+def index_cells(peaks: PeakPositions, systems: tuple[str, ...] = SYSTEMS) -> dict[str, IndexedCell | None]:
+    """The best cell of each system by M20 (None: fewer than three lines, or no trial cell)."""
+    out: dict[str, IndexedCell | None] = {}
+    n = len(peaks)
+    for system in systems:
+        if system not in SPACE_GROUP_RANGES:
+            raise ValueError(f"unknown system {system!r} (expected one of {', '.join(SYSTEMS)})")
+        out[system] = None if n < 3 else _index_system(peaks, system)
+    return out
+
+
+def _index_system(peaks: PeakPositions, system: str) -> IndexedCell | None:
+    q0 = torch.as_tensor(peaks.q)
+    slope = torch.as_tensor(peaks.slope)
+    tol_q = torch.as_tensor(np.abs(peaks.slope) * peaks.tolerance).clamp(min=1e-9)
+    cells = _trial_cells(q0, _small_forms(system), system)
+    if len(cells) == 0:
+        return None
+    for lines, keep in _COARSE:
+        m = min(lines, len(q0))
+        q, g, tol = (v[:m].float() for v in (q0, slope, tol_q))
+        scores = []
+        for part in cells.float().split(_CHUNK):
+            indexed, misfit, _, n_calc = _score(part, torch.zeros(len(part)), system, q, g, 2 * tol)
+            scores.append(_m20(indexed, misfit, n_calc, q.max().expand(len(part)), unindexed=MAX_UNINDEXED))
+        cells = cells[torch.topk(torch.cat(scores), min(keep, len(cells))).indices]
+    zero = torch.zeros(len(cells), dtype=torch.float64)
+    fit_zero = peaks.max_zero > 0
+    for widen in (2, 2, 1):
+        cells, zero = _least_squares(cells, zero, system, q0, slope, widen * tol_q, fit_zero)
+        zero = zero.clamp(-peaks.max_zero, peaks.max_zero)
+    indexed, misfit, _, n_calc = _score(cells, zero, system, q0, slope, tol_q)
+    m20 = _m20(indexed, misfit, n_calc, (q0[None, :] - slope[None, :] * zero[:, None]).max(1).values)
+    # of the cells good enough to accept, the one that indexes the most lines (a sub-cell that leaves the odd lines
+    # of a centred cell unindexed predicts fewer lines and can have the higher M20); else the best M20
+    n_indexed = indexed.sum(1)
+    good = (m20 >= MIN_M20) & (n_calc <= MAX_LINE_RATIO * n_indexed)
+    k = int(torch.argmax(torch.where(good, n_indexed * (m20.max() + 1) + m20, m20 - m20.max() - 1)))
+    a = 1 / math.sqrt(float(cells[k, 0]))
+    c = a if system == "cubic" else 1 / math.sqrt(float(cells[k, 1]))
+    return IndexedCell(system, a, c, float(zero[k]), float(m20[k]), int(indexed[k].sum()), len(q0), int(n_calc[k]))
+
+
+def choose_cell(
+    cells: dict[str, IndexedCell | None], min_m20: float = MIN_M20, min_lines: int = 16, min_cubic_lines: int = 6,
+    max_line_ratio: float = MAX_LINE_RATIO, symmetry_factor: float = 0.5,
+) -> IndexedCell | None:
+    """The cell a crystallographer would accept, or None.
+
+    A cell qualifies with M20 >= min_m20 (which `index_cells` sets to 0 when more lines are unindexed than
+    `allowed_unindexed`), at most `max_line_ratio` calculated lines per indexed one (a cell that predicts far more
+    lines than are seen is too large), at least `min_lines` observed lines for a two-parameter cell (with fewer,
+    some large cell fits them; on RRUFF 12 instead of 16 accepted 2 more right cells and 3 more wrong ones) and
+    `min_cubic_lines` indexed for a cubic one. Of those, the cells that index the most lines compete: the cubic one
+    when its M20 is within `symmetry_factor` of the best (a cubic pattern also indexes, less well, as tetragonal),
+    else the best M20.
+    """
+    accepted = [
+        cell for system, cell in cells.items()
+        if cell is not None and cell.m20 >= min_m20 and cell.n_calculated <= max_line_ratio * cell.n_indexed
+        and (cell.n_indexed >= min_cubic_lines if system == "cubic" else cell.n_lines >= min_lines)
+    ]  # fmt: skip
+    if not accepted:
+        return None
+    most = max(cell.n_indexed for cell in accepted)
+    accepted = [cell for cell in accepted if cell.n_indexed == most]
+    best = max(accepted, key=lambda cell: cell.m20)
+    cubic = [cell for cell in accepted if cell.system == "cubic"]
+    return cubic[0] if cubic and cubic[0].m20 >= symmetry_factor * best.m20 else best
+
+
+def index_pattern(
+    pattern: MeasuredPattern, doublet: tuple[float, float] | None = None, threshold: float = 0.05, **choose: float
+) -> IndexedCell | None:
+    """The accepted high-symmetry cell of a measured pattern, or None (see the module docstring). `threshold`: the
+    weakest line used, relative to the strongest (lower it only for clean data: on RRUFF 0.02 picked up noise)."""
+    return choose_cell(index_cells(find_peaks(pattern, threshold=threshold, doublet=doublet)), **choose)
+
+
+def space_group_mask(cell: IndexedCell | None) -> np.ndarray:
+    """bool [230]: the space groups whose lattice the indexed cell shows (all True when nothing was indexed)."""
+    mask = np.ones(230, dtype=bool)
+    if cell is not None:
+        lo, hi = SPACE_GROUP_RANGES[cell.system]
+        mask[:] = False
+        mask[lo - 1 : hi] = True
+    return mask

@@ -1,0 +1,197 @@
+"""Indexing of high-symmetry cells from peak positions: simulated patterns of cells we choose, measured patterns
+whose refined cells are published, and the restriction `powdersym predict` applies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from powdersym.io import MeasuredPattern, read_pattern
+from powdersym.predict import Predictor, restrict_to_cells
+from powdersym.refine import IndexedCell, find_peaks, index_cells, index_pattern
+from powdersym.refine.index import allowed_unindexed, choose_cell, space_group_mask
+from powdersym.simulate import preset, simulate
+from powdersym.structures import read_structure
+from powdersym.structures.crystal import Crystal
+from powdersym.symmetry import space_group
+
+GSAS2 = "measured/gsas2_tutorials/files"
+
+
+def general_crystal(number: int, lattice: list[float], n_sites: int = 2, seed: int = 0) -> Crystal:
+    """Atoms on the general position (every allowed reflection has intensity, no accidental extra symmetry)."""
+    rng = np.random.default_rng(seed)
+    general = max(space_group(number).wyckoff_positions, key=lambda w: w.multiplicity)
+    coords, species = [], []
+    for i in range(n_sites):
+        orbit = general.orbit(rng.random(3))
+        coords.append(orbit)
+        species += [("Fe", "O", "Ca")[i % 3]] * len(orbit)
+    return Crystal(lattice, np.concatenate(coords), species, b_iso=np.full(len(species), 0.5), space_group=number)
+
+
+def simulated(crystal: Crystal, instrument_name: str = "xray-cuka", shift: float = 0.0, seed: int = 1) -> MeasuredPattern:
+    """A Poisson-noisy pattern as a measured file would give it: Cu K-alpha1/2 2theta (the doublet recorded) or
+    ToF with the bank's DIFC; `shift` is added to every x (a zero error)."""
+    instrument = preset(instrument_name)
+    y = simulate(crystal, instrument, dtype=torch.float64)[0].numpy()
+    y = np.random.default_rng(seed).poisson(5000 * y / y.max() + 50).astype(float)
+    x = instrument.grid() + shift
+    if instrument.geometry == "tof":
+        return MeasuredPattern(x, y, None, "tof", difc=instrument.difc, difa=instrument.difa, zero=instrument.zero)
+    return MeasuredPattern(x, y, None, "two_theta", wavelength=instrument.wavelengths[0],
+                           wavelength2=instrument.wavelengths[1], ka2_ratio=0.5)  # fmt: skip
+
+
+def site_crystal(number: int, lattice: list[float], sites: list[tuple[str, tuple, str]]) -> Crystal:
+    """A crystal from Wyckoff sites (letter, representative xyz, element) of a published structure type."""
+    positions = {w.letter: w for w in space_group(number).wyckoff_positions}
+    orbits = [(positions[letter].orbit(np.array(xyz, dtype=float)), element) for letter, xyz, element in sites]
+    species = [element for orbit, element in orbits for _ in orbit]
+    return Crystal(lattice, np.concatenate([o for o, _ in orbits]), species, b_iso=np.full(len(species), 0.5), space_group=number)
+
+
+# structure types with their cells (Wyckoff sites as in ICSD / the textbooks); the cell is the reference
+HIGH_SYMMETRY = {
+    "NaCl (cubic F)": (225, [5.64] * 3 + [90] * 3, [("a", (0, 0, 0), "Na"), ("b", (0.5, 0.5, 0.5), "Cl")], "xray-cuka", "cubic"),
+    "P2_13 large cubic": (198, [10.25] * 3 + [90] * 3, "general", "xray-cuka", "cubic"),
+    "rutile": (136, [4.594, 4.594, 2.959, 90, 90, 90], [("a", (0, 0, 0), "Ti"), ("f", (0.305, 0.305, 0), "O")], "xray-cuka", "tetragonal"),
+    "BaFe2As2 (long c)": (139, [3.963, 3.963, 13.02, 90, 90, 90],
+                          [("a", (0, 0, 0), "Ba"), ("d", (0, 0.5, 0.25), "Fe"), ("e", (0, 0, 0.354), "As")], "xray-cuka", "tetragonal"),
+    "wurtzite ZnO": (186, [3.250, 3.250, 5.207, 90, 90, 120],
+                     [("b", (1 / 3, 2 / 3, 0), "Zn"), ("b", (1 / 3, 2 / 3, 0.382), "O")], "xray-cuka", "hexagonal"),
+    "fluorapatite": (176, [9.37, 9.37, 6.88, 90, 90, 120], [
+        ("f", (1 / 3, 2 / 3, 0.0012), "Ca"), ("h", (0.2415, 0.2483, 0.25), "Ca"), ("h", (0.3981, 0.3688, 0.25), "P"),
+        ("h", (0.3262, 0.4850, 0.25), "O"), ("h", (0.5880, 0.4668, 0.25), "O"), ("i", (0.3416, 0.2568, 0.0704), "O"),
+        ("a", (0, 0, 0.25), "F")], "xray-cuka", "hexagonal"),
+    "calcite (trigonal, hexagonal axes)": (167, [4.990, 4.990, 17.06, 90, 90, 120],
+                                           [("b", (0, 0, 0), "Ca"), ("a", (0, 0, 0.25), "C"), ("e", (0.257, 0, 0.25), "O")],
+                                           "xray-cuka", "hexagonal"),
+    "P2_13 cubic, ToF": (198, [10.25] * 3 + [90] * 3, "general", "neutron-tof", "cubic"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(HIGH_SYMMETRY))
+def test_simulated_high_symmetry_cells_are_found(name: str) -> None:
+    number, cell, sites, instrument, system = HIGH_SYMMETRY[name]
+    crystal = general_crystal(number, cell, seed=number) if sites == "general" else site_crystal(number, cell, sites)
+    # clean data: lines down to 2 %, and two-parameter cells from 12 lines (the default 16 is for measured data; rutile
+    # and wurtzite have 13-15 lines in 5-90 deg)
+    found = index_pattern(simulated(crystal, instrument), threshold=0.02, min_lines=12)
+    assert found is not None and found.system == system, f"{name}: {found}"
+    assert np.abs(np.array(found.lattice()[:3]) / np.array(cell[:3]) - 1).max() < 3e-4, str(found)
+    assert found.m20 >= 20 and found.n_indexed >= found.n_lines - 2
+
+
+def test_zero_shift_is_fitted() -> None:
+    number, cell, sites, _, _ = HIGH_SYMMETRY["fluorapatite"]
+    found = index_pattern(simulated(site_crystal(number, cell, sites), shift=0.06), threshold=0.02)
+    assert found is not None and found.system == "hexagonal"
+    assert found.zero == pytest.approx(0.06, abs=0.01)
+    assert np.abs(np.array(found.lattice()[:3]) / np.array(cell[:3]) - 1).max() < 3e-4
+
+
+@pytest.mark.parametrize("number, cell", [
+    (14, [5.30, 6.10, 7.20, 90, 104.5, 90]),
+    (62, [8.48, 5.40, 6.96, 90, 90, 90]),
+    (2, [5.1, 6.3, 7.4, 82.0, 97.0, 105.0]),
+])  # fmt: skip
+def test_low_symmetry_cells_are_not_called_high_symmetry(number: int, cell: list[float]) -> None:
+    pattern = simulated(general_crystal(number, cell, n_sites=3, seed=number))
+    for threshold in (0.05, 0.02):
+        assert len(find_peaks(pattern, threshold=threshold)) >= 13
+        assert index_pattern(pattern, threshold=threshold) is None, str(index_cells(find_peaks(pattern, threshold=threshold)))
+
+
+def test_doublet_companions_are_not_lines() -> None:
+    number, cell, sites, _, _ = HIGH_SYMMETRY["NaCl (cubic F)"]
+    pattern = simulated(site_crystal(number, cell, sites))
+    kept = find_peaks(pattern, max_peaks=100)  # the K-alpha doublet recorded with the pattern
+    n = kept.q * cell[0] ** 2
+    # every line is a K-alpha1 line of the F-centred cell (h, k, l all even or all odd: N = 3, 4, 8, 11, 12, ...)
+    assert np.abs(n - np.round(n)).max() < 0.02
+    assert set(np.round(n).astype(int)) <= {3, 4, 8, 11, 12, 16, 19, 20, 24}
+    pattern.wavelength2 = None  # the same data without the doublet declared: the resolved K-alpha2 peaks count
+    assert len(find_peaks(pattern, max_peaks=100)) > len(kept)
+
+
+def test_no_lines_and_flat_patterns_give_none() -> None:
+    x = np.linspace(5, 90, 2000)
+    flat = MeasuredPattern(x, np.full_like(x, 100.0), None, "two_theta", wavelength=1.5406)
+    assert len(find_peaks(flat)) == 0 and index_pattern(flat) is None
+    two = MeasuredPattern(x, 100 + 1e4 * (np.exp(-((x - 30) / 0.05) ** 2) + np.exp(-((x - 50) / 0.05) ** 2)), None,
+                          "two_theta", wavelength=1.5406)  # fmt: skip
+    assert len(find_peaks(two)) == 2 and index_pattern(two) is None
+
+
+def _cell(system: str, m20: float, n_indexed: int, n_lines: int = 20, n_calculated: int = 40) -> IndexedCell:
+    return IndexedCell(system, 5.0, 5.0 if system == "cubic" else 7.0, 0.0, m20, n_indexed, n_lines, n_calculated)
+
+
+def test_choice_between_systems() -> None:
+    # a cubic pattern indexes as tetragonal too, often with a higher M20: the cubic cell wins within a factor 2
+    assert choose_cell({"cubic": _cell("cubic", 60, 20), "tetragonal": _cell("tetragonal", 100, 20)}).system == "cubic"
+    assert choose_cell({"cubic": _cell("cubic", 30, 20), "tetragonal": _cell("tetragonal", 100, 20)}).system == "tetragonal"
+    # the cell that indexes more lines wins, whatever its M20
+    assert choose_cell({"cubic": _cell("cubic", 40, 20), "tetragonal": _cell("tetragonal", 400, 18)}).system == "cubic"
+    assert [allowed_unindexed(n) for n in (5, 7, 8, 11, 12, 20)] == [0, 0, 1, 1, 2, 2]
+    # below M20 20, too few lines for two parameters, or far more calculated lines than indexed: nothing
+    assert choose_cell({"hexagonal": _cell("hexagonal", 19, 20)}) is None
+    assert choose_cell({"hexagonal": _cell("hexagonal", 500, 10, n_lines=10)}) is None
+    assert choose_cell({"cubic": _cell("cubic", 500, 10, n_lines=10, n_calculated=80)}) is None
+    assert choose_cell({"cubic": _cell("cubic", 500, 10, n_lines=10, n_calculated=50)}).system == "cubic"
+
+
+def test_restriction_keeps_only_the_indexed_lattice() -> None:
+    probs = np.random.default_rng(0).dirichlet(np.ones(230), size=3)
+    cells = [_cell("hexagonal", 100, 20), None, _cell("cubic", 100, 20)]
+    out = restrict_to_cells(probs, cells)
+    assert np.allclose(out.sum(1), 1)
+    assert np.all(out[0, :142] == 0) and np.all(out[0, 194:] == 0)  # trigonal and hexagonal groups 143-194 kept
+    assert np.allclose(out[0, 142:194], probs[0, 142:194] / probs[0, 142:194].sum())
+    assert np.array_equal(out[1], probs[1])
+    assert np.flatnonzero(out[2]).min() == 194 and space_group_mask(None).all()
+
+
+@pytest.fixture(scope="module")
+def fluorapatite(shared_data: Path, exp_reference) -> tuple[MeasuredPattern, list[float]]:
+    folder = shared_data / GSAS2 / "LabData/data"
+    return read_pattern(folder / "FAP.XRA", instrument_file=folder / "INST_XRY.PRM"), exp_reference(folder / "FAP.EXP")
+
+
+def test_measured_cells(shared_data: Path, fluorapatite) -> None:
+    """Lab X-ray (K-alpha doublet), synchrotron and ToF patterns index to the cell refined from the same data."""
+    pattern, cell = fluorapatite
+    nac = shared_data / GSAS2 / "TOF-CW Joint Refinement/data"
+    osiris = shared_data / "measured/easydiffraction/EasyDiffractionApp/examples/PdTof1d/Na2Ca3Al2F14"
+    nac_cell = list(read_structure(nac / "NAC.cif").lattice)
+    cases = [
+        (pattern, "hexagonal", cell, 2e-4),
+        (read_pattern(nac / "11BM_NAC.fxye", instrument_file=nac / "11bm_gsas.prm"), "cubic", nac_cell, 1e-4),
+        (read_pattern(osiris / "experiments/Osiris@ISIS.xye", unit="tof", difc=17591.1351, difa=-0.3165, zero=0.008),
+         "cubic", list(read_structure(osiris / "samples/Na2Ca3Al2F14.cif").lattice), 1e-3),
+    ]  # fmt: skip
+    for measured, system, reference, tolerance in cases:
+        found = index_pattern(measured)
+        assert found is not None and found.system == system, f"{measured.source}: {found}"
+        assert np.abs(np.array(found.lattice()[:3]) / np.array(reference[:3]) - 1).max() < tolerance, str(found)
+
+
+def test_measured_orthorhombic_is_not_indexed(shared_data: Path) -> None:
+    folder = shared_data / GSAS2 / "CWCombined/data"
+    pattern = read_pattern(folder / "PBSO4.XRA", instrument_file=folder / "INST_XRY.PRM")  # PbSO4, Pnma
+    assert len(find_peaks(pattern)) == 20 and index_pattern(pattern) is None
+
+
+def test_predict_reports_the_cell_and_keeps_its_groups(fluorapatite) -> None:
+    pattern, cell = fluorapatite
+    result = Predictor.for_instrument("xray-cuka", top=10).predict_patterns([pattern])[0]
+    assert result.indexed is not None and result.indexed["system"] == "hexagonal"
+    assert all(143 <= number <= 194 for number, _, _ in result.space_groups)
+    assert result.crystal_system[0] in ("trigonal", "hexagonal") and result.lattice[5] == 120.0
+    assert abs(result.lattice[0] / cell[0] - 1) < 2e-4 and "index a hexagonal lattice" in str(result)
+    plain = Predictor.for_instrument("xray-cuka", index=False).predict_patterns([pattern])[0]
+    assert plain.indexed is None and "index" not in str(plain)
