@@ -25,6 +25,7 @@ the higher system; positions alone cannot tell them apart.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -40,12 +41,13 @@ SPACE_GROUP_RANGES = {"cubic": (195, 230), "tetragonal": (75, 142), "hexagonal":
 MAX_UNINDEXED = 2
 MIN_M20 = 20.0  # de Wolff's M20 a cell needs to be accepted
 MAX_LINE_RATIO = 6.0  # calculated lines per indexed line beyond which a cell is too large to accept
+_MIN_LINES = 16  # observed lines a two-parameter cell needs (choose_cell)
 _FIRST_LINES = 6  # lines whose pairs give trial cells ...
 _ANCHOR_LINES = 2  # ... when one of the two is among the first 2
 # trial cells are ranked (single precision, twice the tolerance, no zero shift yet) on the first 5 lines, the best
 # 2000 of them on the first 10, and the best 50 refined on all lines
 _COARSE = ((5, 2000), (10, 50))
-_CHUNK = 8192
+_CHUNK = 1024
 
 
 @dataclass
@@ -125,13 +127,15 @@ def find_peaks(
     index = np.array(keep, dtype=np.int64)
     if len(index) == 0:
         return _no_peaks()
+    d_all = pattern.d_spacing()
+    # only the largest-d lines are used: keep enough for the K-alpha2 companions (each at smaller d than its line)
+    index = np.sort(index[np.argsort(-d_all[index], kind="stable")[: 3 * max_peaks]])
     position = np.array([_top_position(signal, k, width) for k in index])  # fractional point index
     fwhm = np.array([_fwhm_points(signal, k) for k in index], dtype=np.float64)
     fwhm = np.clip(fwhm, 0.5 * width, 2.0 * width)
     points = np.arange(n, dtype=np.float64)
     x = np.interp(position, points, pattern.x)
     step = np.interp(position, points[:-1] + 0.5, np.diff(pattern.x))
-    d_all = pattern.d_spacing()
     d = np.interp(position, points, d_all)
     q_all = 1.0 / d_all**2
     slope = np.interp(position, points, np.gradient(q_all, pattern.x))
@@ -213,10 +217,34 @@ def _small_forms(system: str) -> torch.Tensor:
     return forms
 
 
-def _allowed(system: str, largest: float) -> torch.Tensor:
-    """Sorted distinct values up to `largest` of h^2+k^2+l^2 (cubic), h^2+k^2 (tetragonal) or 4/3 (h^2+hk+k^2)
-    (hexagonal), 0 included for the two-parameter systems (00l lines)."""
-    n = int(math.isqrt(int(largest) + 1)) + 2
+@dataclass(frozen=True)
+class _Lines:
+    """Which integers M (up to `size`) a lattice's lines take: Q = scale * M / a^2 (+ l^2 / c^2), M = h^2+k^2+l^2
+    (cubic), h^2+k^2 (tetragonal) or h^2+hk+k^2 (hexagonal, scale 4/3); 0 included for the two-parameter systems
+    (00l lines). Tables indexed by an integer i give the nearest allowed M below and above and how many are <= i, so
+    the nearest line of a trial cell is two look-ups instead of a search."""
+
+    scale: float
+    below: torch.Tensor  # [size + 2] largest allowed M <= i (the smallest allowed where there is none)
+    above: torch.Tensor  # [size + 2] smallest allowed M >= i (the largest where there is none)
+    count: torch.Tensor  # [size + 2] allowed M <= i
+
+    def nearest(self, target: torch.Tensor) -> torch.Tensor:
+        """The allowed scale * M nearest to each target (Q units of 1/a^2)."""
+        t = (target / self.scale).clamp(0, len(self.below) - 2)
+        i = t.long()
+        lo, hi = self.below[i].to(t.dtype), self.above[i + 1].to(t.dtype)
+        return self.scale * torch.where((hi - t).abs() < (t - lo).abs(), hi, lo)
+
+    def up_to(self, limit: torch.Tensor) -> torch.Tensor:
+        """How many allowed scale * M are <= limit (0 where limit < 0)."""
+        i = (limit / self.scale).clamp(-1, len(self.count) - 2).floor().long()
+        return torch.where(i >= 0, self.count[i.clamp(min=0)], 0)
+
+
+@functools.lru_cache(maxsize=32)
+def _lines(system: str, size: int) -> _Lines:
+    n = math.isqrt(size) + 2
     h = np.arange(n)
     if system == "cubic":
         values = (h[:, None, None] ** 2 + h[None, :, None] ** 2 + h[None, None, :] ** 2).ravel()
@@ -224,9 +252,21 @@ def _allowed(system: str, largest: float) -> torch.Tensor:
     elif system == "tetragonal":
         values = (h[:, None] ** 2 + h[None, :] ** 2).ravel()
     else:
-        values = (h[:, None] ** 2 + h[:, None] * h[None, :] + h[None, :] ** 2).ravel() * (4.0 / 3.0)
-    values = np.unique(values.astype(np.float64))
-    return torch.as_tensor(values[values <= largest + 1e-9])
+        values = (h[:, None] ** 2 + h[:, None] * h[None, :] + h[None, :] ** 2).ravel()
+    allowed = np.zeros(size + 2, dtype=bool)
+    allowed[np.unique(values[values <= size + 1])] = True
+    positions = np.arange(size + 2)
+    below = np.maximum.accumulate(np.where(allowed, positions, -1))
+    above = np.minimum.accumulate(np.where(allowed, positions, size + 2)[::-1])[::-1]
+    first, last = positions[allowed][0], positions[allowed][-1]
+    below, above = np.where(below < 0, first, below), np.where(above > size + 1, last, above)
+    return _Lines(4.0 / 3.0 if system == "hexagonal" else 1.0, torch.as_tensor(below), torch.as_tensor(above),
+                  torch.as_tensor(np.cumsum(allowed)))  # fmt: skip
+
+
+def _lines_for(system: str, largest: float) -> _Lines:
+    """Tables covering Q / (scale / a^2) up to `largest` (sizes rounded up to powers of 2, so they are reused)."""
+    return _lines(system, 1 << max(6, math.ceil(math.log2(largest + 2))))
 
 
 def _trial_cells(q: torch.Tensor, forms: torch.Tensor, system: str) -> torch.Tensor:
@@ -238,7 +278,9 @@ def _trial_cells(q: torch.Tensor, forms: torch.Tensor, system: str) -> torch.Ten
     first = min(_FIRST_LINES, len(q))
     i, j = torch.triu_indices(first, first, 1)
     i, j = i[i < _ANCHOR_LINES], j[i < _ANCHOR_LINES]  # one of the pair among the very first lines
-    a, b = torch.meshgrid(torch.arange(len(forms)), torch.arange(len(forms)), indexing="ij")
+    # the anchor line (the earlier of the two) is a low-index one: m <= 5 (in units of the form's scale), l <= 3
+    low = torch.nonzero((forms[:, 0] <= 5 * forms[forms[:, 0] > 0, 0].min()) & (forms[:, 1] <= 9))[:, 0]
+    a, b = torch.meshgrid(low, torch.arange(len(forms)), indexing="ij")
     matrix = torch.stack([forms[a.reshape(-1)], forms[b.reshape(-1)]], 1)  # [P, 2, 2]
     matrix = matrix[torch.linalg.det(matrix).abs() > 1e-9]
     rhs = torch.stack([q[i], q[j]], -1)  # [R, 2]
@@ -249,12 +291,6 @@ def _trial_cells(q: torch.Tensor, forms: torch.Tensor, system: str) -> torch.Ten
     return cells[torch.as_tensor(first)]
 
 
-def _nearest_value(allowed: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    right = torch.searchsorted(allowed, target.contiguous()).clamp(1, len(allowed) - 1)
-    lo, hi = allowed[right - 1], allowed[right]
-    return torch.where((hi - target).abs() < (target - lo).abs(), hi, lo)
-
-
 def _score(cells, zero, system, q0, slope, tol_q):
     """For trial cells [K, p] and zero shifts [K]: indexed [K, n] (bool), misfit [K, n] in Q, the design rows of
     the nearest calculated lines [K, n, p] and the number of distinct calculated lines up to the last observed
@@ -262,24 +298,21 @@ def _score(cells, zero, system, q0, slope, tol_q):
     q = q0[None, :] - slope[None, :] * zero[:, None]  # [K, n]
     q_max = q.max(1).values  # [K]
     a = cells[:, 0]
+    lines = _lines_for(system, float((q_max / a).max()))
     if system == "cubic":
-        allowed = _allowed(system, float((q_max / a).max()) + 1).to(q.dtype)
-        n_value = _nearest_value(allowed, q / a[:, None]).clamp(min=1)
+        n_value = lines.nearest(q / a[:, None])
         misfit = (a[:, None] * n_value - q).abs()
-        n_calc = torch.searchsorted(allowed, (q_max / a).contiguous(), right=True)
-        return misfit <= tol_q, misfit, n_value[..., None], n_calc
+        return misfit <= tol_q, misfit, n_value[..., None], lines.up_to(q_max / a)
     c = cells[:, 1]
-    allowed = _allowed(system, float((q_max / a).max()) + 1).to(q.dtype)
     l_max = int(math.sqrt(float((q_max / c).max()))) + 1
     l2 = torch.arange(l_max + 1, dtype=q.dtype) ** 2  # [L]
     target = (q[:, :, None] - c[:, None, None] * l2) / a[:, None, None]  # [K, n, L]: m that would fit exactly
-    m = _nearest_value(allowed, target.clamp(min=0))
-    m = torch.where((m == 0) & (l2 == 0), allowed[1], m)  # (0, 0) is no line
+    m = lines.nearest(target)
+    m = torch.where((m == 0) & (l2 == 0), lines.scale, m)  # (0, 0) is no line: the nearest is M = 1
     calc = a[:, None, None] * m + c[:, None, None] * l2
     misfit, best_l = (calc - q[:, :, None]).abs().min(-1)
     rows = torch.stack([m.gather(-1, best_l[..., None])[..., 0], l2[best_l]], -1)  # [K, n, 2]
-    room = ((q_max[:, None] - c[:, None] * l2) / a[:, None])  # [K, L]
-    n_calc = torch.where(room >= 0, torch.searchsorted(allowed, room.clamp(min=0).contiguous(), right=True), 0).sum(1) - 1
+    n_calc = lines.up_to((q_max[:, None] - c[:, None] * l2) / a[:, None]).sum(1) - 1  # [K, L] summed; minus (0, 0)
     return misfit <= tol_q, misfit, rows, n_calc
 
 
@@ -337,6 +370,8 @@ def _index_system(peaks: PeakPositions, system: str) -> IndexedCell | None:
     for lines, keep in _COARSE:
         m = min(lines, len(q0))
         q, g, tol = (v[:m].float() for v in (q0, slope, tol_q))
+        if cells.shape[1] == 2:  # chunks of similar c: each scores only the l its own cells reach
+            cells = cells[torch.argsort(cells[:, 1], descending=True)]
         scores = []
         for part in cells.float().split(_CHUNK):
             indexed, misfit, _, n_calc = _score(part, torch.zeros(len(part)), system, q, g, 2 * tol)
@@ -360,7 +395,7 @@ def _index_system(peaks: PeakPositions, system: str) -> IndexedCell | None:
 
 
 def choose_cell(
-    cells: dict[str, IndexedCell | None], min_m20: float = MIN_M20, min_lines: int = 16, min_cubic_lines: int = 6,
+    cells: dict[str, IndexedCell | None], min_m20: float = MIN_M20, min_lines: int = _MIN_LINES, min_cubic_lines: int = 6,
     max_line_ratio: float = MAX_LINE_RATIO, symmetry_factor: float = 0.5,
 ) -> IndexedCell | None:
     """The cell a crystallographer would accept, or None.
@@ -392,7 +427,10 @@ def index_pattern(
 ) -> IndexedCell | None:
     """The accepted high-symmetry cell of a measured pattern, or None (see the module docstring). `threshold`: the
     weakest line used, relative to the strongest (lower it only for clean data: on RRUFF 0.02 picked up noise)."""
-    return choose_cell(index_cells(find_peaks(pattern, threshold=threshold, doublet=doublet)), **choose)
+    peaks = find_peaks(pattern, threshold=threshold, doublet=doublet)
+    # two-parameter cells need min_lines lines to be accepted: do not search them with fewer
+    enough = len(peaks) >= choose.get("min_lines", _MIN_LINES)
+    return choose_cell(index_cells(peaks, SYSTEMS if enough else ("cubic",)), **choose)
 
 
 def space_group_mask(cell: IndexedCell | None) -> np.ndarray:
