@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import tarfile
 from pathlib import Path
 
@@ -41,3 +42,17 @@ def spglib_poscars() -> list[tuple[str, str, dict]]:
             text = tar.extractfile(member).read().decode()
             out.append((key, text, rows.get(key, {})))
     return sorted(out)
+
+
+def _exp_reference(path: Path) -> list[float]:
+    """Refined cell of phase 1 of a GSAS .EXP file (CRS1 ABC and ANGLES records)."""
+    text = path.read_text(errors="replace")
+    lengths = re.search(r"CRS1  ABC\s+(\S+)\s+(\S+)\s+(\S+)", text).groups()
+    angles = re.search(r"CRS1  ANGLES\s+(\S+)\s+(\S+)\s+(\S+)", text).groups()
+    return [float(v) for v in lengths + angles]
+
+
+@pytest.fixture(scope="session")
+def exp_reference():
+    """exp_reference(path) -> [a, b, c, alpha, beta, gamma] of a GSAS .EXP refinement (a published cell)."""
+    return _exp_reference

@@ -527,7 +527,7 @@ def calibrate(
 def refine(
     file: Path = typer.Argument(..., help="Measured pattern (any format `predict` reads)."),
     sg: str = typer.Option(..., "--sg", help="Space group: number (standard setting) or Hermann-Mauguin symbol, e.g. 'P 1 21/n 1'."),
-    cell: str = typer.Option(..., "--cell", help="Starting cell a,b,c,alpha,beta,gamma (Å, deg), e.g. from `powdersym predict`."),
+    cell: Optional[str] = typer.Option(None, "--cell", help="Starting cell a,b,c,alpha,beta,gamma (Å, deg), e.g. from `powdersym predict`; default: the cubic, tetragonal or hexagonal cell the peak positions index."),
     wavelength: Optional[float] = typer.Option(None, "--wavelength", "-w", help="Wavelength in Å of 2theta data (when the file does not say)."),
     unit: Optional[str] = typer.Option(None, "--unit", help="x axis of column files: two_theta or tof."),
     instrument_file: Optional[Path] = typer.Option(None, "--instrument-file", help="GSAS(-II) instrument parameters (.instprm/.prm)."),
@@ -538,25 +538,45 @@ def refine(
     as_json: bool = typer.Option(False, "--json", help="The result as JSON."),
 ) -> None:
     """Refine the cell, zero shift and peak widths against a measured pattern with free peak intensities
-    (Le Bail-like), from a starting cell; prints the cell with uncertainties and Rwp."""
+    (Le Bail-like), from a starting cell (given, or indexed from the peak positions); prints the cell with
+    uncertainties and Rwp."""
     import json
 
     from powdersym.io import PatternFormatError, read_pattern
     from powdersym.refine import instrument_for, refine_pattern
 
     try:
-        start = [float(v) for v in cell.split(",")]
-        if len(start) != 6:
+        start = [float(v) for v in cell.split(",")] if cell else None
+        if start is not None and len(start) != 6:
             raise ValueError(f"--cell needs six numbers a,b,c,alpha,beta,gamma, got {len(start)}")
         group: int | str = int(sg) if sg.strip().isdigit() else sg
         pattern = read_pattern(file, **_read_options(wavelength, unit, instrument_file, bank))
         inst = instrument_for(pattern, radiation, ka2=False) if no_ka2 else None
+        start = start or _indexed_start(pattern, group, inst or instrument_for(pattern, radiation))
         result = refine_pattern(pattern, space_group=group, cell=start, radiation=radiation, instrument=inst)
         if plot is not None:
             result.plot(plot)
     except (PatternFormatError, ValueError, OSError) as err:
         fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
     typer.echo(json.dumps(result.to_dict(), indent=1) if as_json else str(result))
+
+
+def _indexed_start(pattern, group: int | str, instrument) -> list[float]:
+    """The indexed cubic/tetragonal/hexagonal cell of a pattern as a refinement start, checked against the group."""
+    from powdersym.refine import SpaceGroupSetting, index_pattern
+    from powdersym.refine.index import SPACE_GROUP_RANGES
+
+    waves, weights = instrument.wavelengths, instrument.wavelength_weights
+    doublet = (waves[1], weights[1] / weights[0]) if pattern.unit == "two_theta" and len(waves) > 1 else None
+    found = index_pattern(pattern, doublet=doublet)
+    if found is None:
+        raise ValueError("no cubic, tetragonal or hexagonal cell indexes these peaks (M20 >= 20); give a starting cell with --cell")
+    setting = SpaceGroupSetting.from_key(group)
+    low, high = SPACE_GROUP_RANGES[found.system]
+    if not low <= setting.number <= high:
+        raise ValueError(f"the peaks index a {found.system} cell ({found}), which space group {setting.symbol} cannot have; give --cell")
+    typer.echo(f"starting from the {found}", err=True)
+    return list(found.lattice())
 
 
 if __name__ == "__main__":

@@ -72,6 +72,7 @@ def test_predict_a_measured_neutron_file(shared_data):
         (["predict", "{good}", "-i", "neutron-tof"], "no shipped model"),
         (["predict", "{good}", "--model", "{garbage}"], "no such model"),
         (["refine", "{good}", "--sg", "225", "--cell", "4,4,4"], "six numbers"),
+        (["refine", "{good}", "--sg", "225", "--wavelength", "1.5406"], "no cubic, tetragonal or hexagonal cell indexes"),
         (["evaluate", "xray-cuka", "--data", "nonsense"], "unknown evaluation set"),
     ],
 )
@@ -172,3 +173,17 @@ def test_known_prior_is_bayes_rule_from_the_training_balance():
     np.testing.assert_allclose(Predictor.for_instrument("xray-cuka", prior="trained").probabilities(logits)[0], trained, rtol=1e-4)
     result = runner.invoke(app, ["predict", "missing.xy", "--prior", "flat"])
     assert result.exit_code == 2 and "unknown prior" in result.output and "Traceback" not in result.output
+
+
+def test_refine_starts_from_the_indexed_cell(shared_data, exp_reference):
+    """Without --cell, refine starts from the cell the peaks index (fluorapatite, lab Cu K-alpha1/2) and reaches
+    the cell GSAS refined from the same data; a group the indexed lattice cannot have is refused."""
+    folder = shared_data / "measured" / "gsas2_tutorials" / "files" / "LabData" / "data"
+    base = ["refine", str(folder / "FAP.XRA"), "--instrument-file", str(folder / "INST_XRY.PRM")]
+    result = runner.invoke(app, base + ["--sg", "176", "--json"])
+    assert result.exit_code == 0, result.output
+    refined = json.loads(result.output[result.output.index("{"):])["cell"]
+    reference = exp_reference(folder / "FAP.EXP")
+    assert abs(refined["a"] / reference[0] - 1) < 1e-3 and abs(refined["c"] / reference[2] - 1) < 1e-3
+    wrong = runner.invoke(app, base + ["--sg", "62"])
+    assert wrong.exit_code == 2 and "index a hexagonal cell" in wrong.output

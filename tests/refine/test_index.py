@@ -143,6 +143,7 @@ def test_choice_between_systems() -> None:
     assert choose_cell({"hexagonal": _cell("hexagonal", 500, 10, n_lines=10)}) is None
     assert choose_cell({"cubic": _cell("cubic", 500, 10, n_lines=10, n_calculated=80)}) is None
     assert choose_cell({"cubic": _cell("cubic", 500, 10, n_lines=10, n_calculated=50)}).system == "cubic"
+    assert choose_cell({"cubic": _cell("cubic", 40, 10, n_lines=10, n_calculated=50)}) is None  # few lines: M20 >= 50
 
 
 def test_restriction_keeps_only_the_indexed_lattice() -> None:

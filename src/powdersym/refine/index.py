@@ -13,10 +13,10 @@ crystallographer would first index the strongest lines. Cells of one or two para
    index anything but predict many lines and score low.
 
 `index_pattern(pattern)` returns the cell a crystallographer would accept (`choose_cell`: M20 >= 20, at most 6
-calculated lines per indexed one, no unindexed line among 7 or fewer, one among 8-11, two among more; a
-two-parameter cell only from >= 16 lines; of the cells indexing the most lines the cubic one when its M20 is
+calculated lines per indexed one, no unindexed line among 7 or fewer, one among 8-11, two among more; M20 >= 50
+from fewer than 12 lines; a two-parameter cell only from >= 16 lines; of the cells indexing the most lines the cubic one when its M20 is
 within a factor 2 of the best) or None. These limits were set on the development RRUFF patterns and the
-pymatgen-simulated spglib structures (docs/results.md, 2026-12-05 third session): on RRUFF they accept 25 cells, 23
+pymatgen-simulated spglib structures (docs/results.md, 2026-12-05 third session): on RRUFF they accept 24 cells, 23
 of the right lattice. A hexagonal cell says "hexagonal lattice": trigonal groups index on it too.
 Lower-symmetry cells (orthorhombic and below) are not searched: a None means "not shown to be high-symmetry",
 never "low symmetry". A metrically pseudo-symmetric cell (an orthorhombic a = b within the peak widths) indexes as
@@ -396,12 +396,12 @@ def _index_system(peaks: PeakPositions, system: str) -> IndexedCell | None:
 
 def choose_cell(
     cells: dict[str, IndexedCell | None], min_m20: float = MIN_M20, min_lines: int = _MIN_LINES, min_cubic_lines: int = 6,
-    max_line_ratio: float = MAX_LINE_RATIO, symmetry_factor: float = 0.5,
+    max_line_ratio: float = MAX_LINE_RATIO, symmetry_factor: float = 0.5, few_lines: int = 12, min_m20_few: float = 50.0,
 ) -> IndexedCell | None:
     """The cell a crystallographer would accept, or None.
 
-    A cell qualifies with M20 >= min_m20 (which `index_cells` sets to 0 when more lines are unindexed than
-    `allowed_unindexed`), at most `max_line_ratio` calculated lines per indexed one (a cell that predicts far more
+    A cell qualifies with M20 >= min_m20 (>= min_m20_few from fewer than `few_lines` lines; `index_cells` sets M20
+    to 0 when more lines are unindexed than `allowed_unindexed`), at most `max_line_ratio` calculated lines per indexed one (a cell that predicts far more
     lines than are seen is too large), at least `min_lines` observed lines for a two-parameter cell (with fewer,
     some large cell fits them; on RRUFF 12 instead of 16 accepted 2 more right cells and 3 more wrong ones) and
     `min_cubic_lines` indexed for a cubic one. Of those, the cells that index the most lines compete: the cubic one
@@ -410,7 +410,8 @@ def choose_cell(
     """
     accepted = [
         cell for system, cell in cells.items()
-        if cell is not None and cell.m20 >= min_m20 and cell.n_calculated <= max_line_ratio * cell.n_indexed
+        if cell is not None and cell.m20 >= (min_m20 if cell.n_lines >= few_lines else max(min_m20, min_m20_few))
+        and cell.n_calculated <= max_line_ratio * cell.n_indexed
         and (cell.n_indexed >= min_cubic_lines if system == "cubic" else cell.n_lines >= min_lines)
     ]  # fmt: skip
     if not accepted:
