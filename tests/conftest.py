@@ -56,3 +56,27 @@ def _exp_reference(path: Path) -> list[float]:
 def exp_reference():
     """exp_reference(path) -> [a, b, c, alpha, beta, gamma] of a GSAS .EXP refinement (a published cell)."""
     return _exp_reference
+
+
+def _general_crystal(number: int, lattice: list[float], n_sites: int = 2, seed: int = 0):
+    """A Crystal with atoms on the general position of a space group (so every allowed reflection has some
+    intensity, and the atoms add no symmetry of their own)."""
+    import numpy as np
+
+    from powdersym.structures.crystal import Crystal
+    from powdersym.symmetry import space_group
+
+    rng = np.random.default_rng(seed)
+    general = max(space_group(number).wyckoff_positions, key=lambda w: w.multiplicity)
+    coords, species = [], []
+    for i in range(n_sites):
+        orbit = general.orbit(rng.random(3))
+        coords.append(orbit)
+        species += [("Fe", "O", "Ca")[i % 3]] * len(orbit)
+    return Crystal(lattice, np.concatenate(coords), species, b_iso=np.full(len(species), 0.5), space_group=number)
+
+
+@pytest.fixture(scope="session")
+def general_crystal():
+    """general_crystal(number, lattice, n_sites=2, seed=0) -> Crystal on the general position."""
+    return _general_crystal

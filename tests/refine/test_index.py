@@ -21,18 +21,6 @@ from powdersym.symmetry import space_group
 GSAS2 = "measured/gsas2_tutorials/files"
 
 
-def general_crystal(number: int, lattice: list[float], n_sites: int = 2, seed: int = 0) -> Crystal:
-    """Atoms on the general position (every allowed reflection has intensity, no accidental extra symmetry)."""
-    rng = np.random.default_rng(seed)
-    general = max(space_group(number).wyckoff_positions, key=lambda w: w.multiplicity)
-    coords, species = [], []
-    for i in range(n_sites):
-        orbit = general.orbit(rng.random(3))
-        coords.append(orbit)
-        species += [("Fe", "O", "Ca")[i % 3]] * len(orbit)
-    return Crystal(lattice, np.concatenate(coords), species, b_iso=np.full(len(species), 0.5), space_group=number)
-
-
 def simulated(crystal: Crystal, instrument_name: str = "xray-cuka", shift: float = 0.0, seed: int = 1) -> MeasuredPattern:
     """A Poisson-noisy pattern as a measured file would give it: Cu K-alpha1/2 2theta (the doublet recorded) or
     ToF with the bank's DIFC; `shift` is added to every x (a zero error)."""
@@ -75,7 +63,7 @@ HIGH_SYMMETRY = {
 
 
 @pytest.mark.parametrize("name", list(HIGH_SYMMETRY))
-def test_simulated_high_symmetry_cells_are_found(name: str) -> None:
+def test_simulated_high_symmetry_cells_are_found(name: str, general_crystal) -> None:
     number, cell, sites, instrument, system = HIGH_SYMMETRY[name]
     crystal = general_crystal(number, cell, seed=number) if sites == "general" else site_crystal(number, cell, sites)
     # clean data: lines down to 2 %, and two-parameter cells from 12 lines (the default 16 is for measured data; rutile
@@ -99,7 +87,7 @@ def test_zero_shift_is_fitted() -> None:
     (62, [8.48, 5.40, 6.96, 90, 90, 90]),
     (2, [5.1, 6.3, 7.4, 82.0, 97.0, 105.0]),
 ])  # fmt: skip
-def test_low_symmetry_cells_are_not_called_high_symmetry(number: int, cell: list[float]) -> None:
+def test_low_symmetry_cells_are_not_called_high_symmetry(number: int, cell: list[float], general_crystal) -> None:
     pattern = simulated(general_crystal(number, cell, n_sites=3, seed=number))
     for threshold in (0.05, 0.02):
         assert len(find_peaks(pattern, threshold=threshold)) >= 13

@@ -11,19 +11,6 @@ import torch
 from powdersym.refine import CellModel, SpaceGroupSetting, allowed_reflections, format_uncertain, refine_cell
 from powdersym.simulate import preset, simulate
 from powdersym.structures.crystal import Crystal
-from powdersym.symmetry import space_group
-
-
-def random_crystal(number: int, lattice: list[float], n_sites: int, seed: int) -> Crystal:
-    """Atoms on the general position of a space group (so every allowed reflection has some intensity)."""
-    rng = np.random.default_rng(seed)
-    general = max(space_group(number).wyckoff_positions, key=lambda w: w.multiplicity)
-    coords, species = [], []
-    for i in range(n_sites):
-        orbit = general.orbit(rng.random(3))
-        coords.append(orbit)
-        species += [("Fe", "O", "Ca")[i % 3]] * len(orbit)
-    return Crystal(lattice, np.concatenate(coords), species, b_iso=np.full(len(species), 0.5), space_group=number)
 
 
 def noisy_pattern(crystal: Crystal, instrument, seed: int, counts: float = 5000.0) -> np.ndarray:
@@ -40,10 +27,10 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_recovers_cell_from_start_off_by_1p5_percent(name: str) -> None:
+def test_recovers_cell_from_start_off_by_1p5_percent(name: str, general_crystal) -> None:
     number, cell, instrument_name, x_range, offsets, beta_offset = CASES[name]
     instrument = preset(instrument_name)
-    y = noisy_pattern(random_crystal(number, cell, 3, seed=number), instrument, seed=1)
+    y = noisy_pattern(general_crystal(number, cell, 3, seed=number), instrument, seed=1)
     start = np.array(cell, dtype=float)
     start[:3] *= 1 + np.array(offsets)
     start[4] += beta_offset
@@ -58,10 +45,10 @@ def test_recovers_cell_from_start_off_by_1p5_percent(name: str) -> None:
     assert result.rwp < 1.2 * result.rexp  # down to the counting noise
 
 
-def test_result_prints_converts_and_plots(tmp_path) -> None:
+def test_result_prints_converts_and_plots(tmp_path, general_crystal) -> None:
     instrument = preset("neutron-cw")
     cell = [4.60, 4.60, 3.10, 90, 90, 90]
-    y = noisy_pattern(random_crystal(136, cell, 3, seed=5), instrument, seed=2)
+    y = noisy_pattern(general_crystal(136, cell, 3, seed=5), instrument, seed=2)
     result = refine_cell(instrument.grid(), y, instrument=instrument, space_group=136,
                          cell=[4.62, 4.62, 3.09, 90, 90, 90], x_range=(10.0, 80.0), refine_widths=False)
     text = str(result)
