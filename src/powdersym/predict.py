@@ -142,8 +142,9 @@ def restrict_to_cells(probs: np.ndarray, cells: list | None) -> np.ndarray:
     out = probs.copy()
     for i, cell in enumerate(cells):
         if cell is not None:
-            kept = np.where(space_group_mask(cell), out[i], 0.0)
-            out[i] = kept / kept.sum() if kept.sum() > 0 else space_group_mask(cell) / space_group_mask(cell).sum()
+            mask = space_group_mask(cell)
+            kept = np.where(mask, out[i], 0.0)
+            out[i] = kept / kept.sum() if kept.sum() > 0 else mask / mask.sum()
     return out
 
 
