@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from powdersym.io import MeasuredPattern, read_pattern
 from powdersym.predict import Predictor, restrict_to_cells
@@ -184,3 +187,18 @@ def test_predict_reports_the_cell_and_keeps_its_groups(fluorapatite) -> None:
     assert abs(result.lattice[0] / cell[0] - 1) < 2e-4 and "index a hexagonal lattice" in str(result)
     plain = Predictor.for_instrument("xray-cuka", index=False).predict_patterns([pattern])[0]
     assert plain.indexed is None and "index" not in str(plain)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    y=arrays(np.float64, st.integers(2, 400), elements=st.floats(0, 1e6, allow_nan=False)),
+    unit=st.sampled_from(["two_theta", "tof", "d"]),
+)
+def test_any_finite_pattern_indexes_or_gives_none(y: np.ndarray, unit: str) -> None:
+    """Noise, spikes, constant or two-point patterns: a valid cell or None, never an exception."""
+    x = {"two_theta": np.linspace(5, 90, len(y)), "tof": np.linspace(5000, 90000, len(y)), "d": np.linspace(0.5, 8, len(y))}[unit]
+    pattern = MeasuredPattern(x, y, None, unit, wavelength=1.5406, difc=22600.0)
+    peaks = find_peaks(pattern)
+    assert len(peaks) <= 20 and np.all(np.diff(peaks.d) <= 0) and np.all(np.isfinite(peaks.q))
+    found = index_pattern(pattern)
+    assert found is None or (found.m20 >= 20 and found.a > 0 and found.c > 0)
