@@ -419,7 +419,7 @@ def predict(
     prior: str = typer.Option("known", "--prior", help="Space-group prior: known (how often known crystals take each group: P2_1/c far more often than P4_22_12; for real samples) or trained (the model's balanced training classes)."),
     index: bool = typer.Option(True, "--index/--no-index", help="Index the peak positions with cubic, tetragonal and hexagonal cells; where one fits (de Wolff's M20 >= 20), keep only the space groups of that lattice and report the cell."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document with every result (for pipelines)."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Folder for PNGs of raw pattern, background and model input."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Folder for PNGs of raw pattern, background and model input (with the indexed cell's lines)."),
 ) -> None:
     """Space group, Bravais lattice, crystal system, extinction group and a lattice estimate of measured patterns,
     with an 'uncertain' flag when the model is less certain than on the validation threshold. Where the peak
@@ -443,8 +443,9 @@ def predict(
         results = predictor.predict_arrays(np.stack([p.y for p in prepared]), [str(f) for f in files], np.array([p.coverage for p in prepared]), cells)
         if plot is not None:
             plot.mkdir(parents=True, exist_ok=True)
-            for path, item in zip(files, prepared):
-                item.plot(plot / f"{Path(path).stem}.png", title=str(path))
+            for path, item, cell in zip(files, prepared, cells):
+                ticks = None if cell is None else predictor.grid_positions(cell.line_d(0.5))
+                item.plot(plot / f"{Path(path).stem}.png", title=str(path), lines=ticks, lines_label=str(cell))
     except (PatternFormatError, ModelFileError, ValueError, OSError) as err:
         fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
     if as_json:

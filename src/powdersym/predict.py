@@ -252,6 +252,12 @@ class Predictor:
             return [None for _ in patterns]
         return [index_pattern(p, doublet=self.doublet_of(p)) for p in patterns]
 
+    def grid_positions(self, d: np.ndarray) -> np.ndarray:
+        """Positions on the model's grid of lines of d-spacings d (Å; the first wavelength), those on the grid only."""
+        grid = self.instrument.grid()
+        x = self.instrument.peak_positions(torch.as_tensor(np.asarray(d, dtype=np.float64)))[..., 0].numpy()
+        return x[np.isfinite(x) & (x >= grid[0]) & (x <= grid[-1])]
+
     def doublet_of(self, pattern: Any) -> tuple[float, float] | None:
         """(wavelength2, I2/I1) of the model's K-alpha doublet for a 2theta pattern measured at its first
         wavelength without a doublet of its own (a Cu K-alpha file read with --wavelength 1.5406), else None."""

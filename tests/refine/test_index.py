@@ -202,3 +202,25 @@ def test_any_finite_pattern_indexes_or_gives_none(y: np.ndarray, unit: str) -> N
     assert len(peaks) <= 20 and np.all(np.diff(peaks.d) <= 0) and np.all(np.isfinite(peaks.q))
     found = index_pattern(pattern)
     assert found is None or (found.m20 >= 20 and found.a > 0 and found.c > 0)
+
+
+def test_lines_of_an_indexed_cell() -> None:
+    """d = a / sqrt(h^2+k^2+l^2) (no N = 7, 15: not sums of three squares); hexagonal d(100) = a sqrt(3)/2."""
+    cubic = IndexedCell("cubic", 5.0, 5.0, 0.0, 100.0, 10, 10, 20).line_d(5.0 / np.sqrt(16))
+    assert np.allclose(cubic, 5.0 / np.sqrt([1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 16]))
+    hexagonal = IndexedCell("hexagonal", 3.25, 5.207, 0.0, 100.0, 10, 10, 20).line_d(2.4)
+    assert np.allclose(hexagonal, [5.207, 3.25 * np.sqrt(3) / 2, 5.207 / 2, 1 / np.sqrt(4 / (3 * 3.25**2) + 1 / 5.207**2)])
+
+
+def test_predict_plot_marks_the_indexed_lines(tmp_path, shared_data: Path) -> None:
+    from typer.testing import CliRunner
+
+    from powdersym.cli import app
+
+    folder = shared_data / GSAS2 / "LabData/data"
+    result = CliRunner().invoke(app, ["predict", str(folder / "FAP.XRA"), "--instrument-file", str(folder / "INST_XRY.PRM"),
+                                      "--plot", str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "index a hexagonal lattice" in result.output and (tmp_path / "FAP.png").stat().st_size > 20_000
+    ticks = Predictor.for_instrument("xray-cuka").grid_positions(IndexedCell("hexagonal", 9.37, 6.88, 0.0, 100.0, 20, 20, 40).line_d(1.0))
+    assert ticks.min() >= 5 and ticks.max() <= 90 and len(ticks) > 30  # lines on the grid only (2theta 5-90)

@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 
 
-def plot_preprocessing(prepared, path: str | Path, title: str | None = None) -> Path:
+def plot_preprocessing(prepared, path: str | Path, title: str | None = None, lines: np.ndarray | None = None,
+                       lines_label: str = "indexed cell") -> Path:
     """Write a PNG: top, the measurement on the model grid with the subtracted background and the uncovered
-    parts shaded; bottom, the model input (max-normalised, zero outside the measured range)."""
+    parts shaded; bottom, the model input (max-normalised, zero outside the measured range) and, if given, tick
+    marks at `lines` (positions on the grid, e.g. an indexed cell's lines)."""
     from matplotlib.figure import Figure  # Agg canvas, without touching pyplot's global backend
 
     path = Path(path)
@@ -24,6 +26,8 @@ def plot_preprocessing(prepared, path: str | Path, title: str | None = None) -> 
                  label=f"background ({prepared.background_method})")
     top.set_ylabel("intensity (file units)")
     bottom.plot(x, prepared.y, lw=0.7, color="tab:blue", label="model input")
+    if lines is not None and len(lines):
+        bottom.plot(lines, np.full(len(lines), -0.04), "|", color="tab:green", ms=7, label=lines_label)
     bottom.set_ylabel("normalised intensity")
     bottom.set_xlabel(prepared.x_label)
     for axis in (top, bottom):

@@ -54,11 +54,11 @@ class PreparedPattern:
         """Fraction of the grid the measurement covers."""
         return float(self.covered.mean())
 
-    def plot(self, path: str | Path, title: str | None = None) -> Path:
-        """PNG of raw, background and model input (see `plot_preprocessing`)."""
+    def plot(self, path: str | Path, title: str | None = None, **lines: object) -> Path:
+        """PNG of raw, background and model input (see `plot_preprocessing`: `lines`, `lines_label`)."""
         from powdersym.io.plot import plot_preprocessing
 
-        return plot_preprocessing(self, path, title=title)
+        return plot_preprocessing(self, path, title=title, **lines)
 
     def __repr__(self) -> str:
         return (f"PreparedPattern({len(self.x)} points on {self.instrument}, covered {self.coverage:.0%}, "

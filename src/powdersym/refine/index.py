@@ -86,6 +86,20 @@ class IndexedCell:
         gamma = 120.0 if self.system == "hexagonal" else 90.0
         return (self.a, self.a, self.c, 90.0, 90.0, gamma)
 
+    def line_d(self, d_min: float) -> np.ndarray:
+        """d-spacings (Å, decreasing) of the distinct lines of the lattice down to d_min, none extinct."""
+        h = np.arange(int(self.a / d_min) + 2)
+        l = np.arange(int(self.c / d_min) + 2)
+        if self.system == "cubic":
+            n = (h[:, None, None] ** 2 + h[None, :, None] ** 2 + h[None, None, :] ** 2).ravel()
+            q = np.unique(n[n > 0]) / self.a**2
+        else:
+            m = h[:, None] ** 2 + h[:, None] * h[None, :] + h[None, :] ** 2 if self.system == "hexagonal" else h[:, None] ** 2 + h[None, :] ** 2
+            scale = 4.0 / 3.0 if self.system == "hexagonal" else 1.0
+            q = (scale * np.unique(m)[:, None] / self.a**2 + l[None, :] ** 2 / self.c**2).ravel()
+            q = np.unique(np.round(q[q > 0], 12))
+        return 1.0 / np.sqrt(q[q <= 1.0 / d_min**2])
+
     def to_dict(self) -> dict:
         return {"system": self.system, "a": round(self.a, 5), "c": round(self.c, 5), "zero": round(self.zero, 5),
                 "m20": round(self.m20, 1), "n_indexed": self.n_indexed, "n_lines": self.n_lines,
