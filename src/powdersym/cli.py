@@ -565,11 +565,9 @@ def refine(
 def _indexed_start(pattern, group: int | str, instrument) -> list[float]:
     """The indexed cubic/tetragonal/hexagonal cell of a pattern as a refinement start, checked against the group."""
     from powdersym.refine import SpaceGroupSetting, index_pattern
-    from powdersym.refine.index import SPACE_GROUP_RANGES
+    from powdersym.refine.index import SPACE_GROUP_RANGES, instrument_doublet
 
-    waves, weights = instrument.wavelengths, instrument.wavelength_weights
-    doublet = (waves[1], weights[1] / weights[0]) if pattern.unit == "two_theta" and len(waves) > 1 else None
-    found = index_pattern(pattern, doublet=doublet)
+    found = index_pattern(pattern, doublet=instrument_doublet(instrument) if pattern.unit == "two_theta" else None)
     if found is None:
         raise ValueError("no cubic, tetragonal or hexagonal cell indexes these peaks (M20 >= 20); give a starting cell with --cell")
     setting = SpaceGroupSetting.from_key(group)

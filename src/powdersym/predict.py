@@ -250,7 +250,8 @@ class Predictor:
 
         if not self.index:
             return [None for _ in patterns]
-        return [index_pattern(p, doublet=self.doublet_of(p)) for p in patterns]
+        instrument = self.instrument  # built from the model's JSON: once, not per pattern
+        return [index_pattern(p, doublet=self.doublet_of(p, instrument)) for p in patterns]
 
     def grid_positions(self, d: np.ndarray) -> np.ndarray:
         """Positions on the model's grid of lines of d-spacings d (Å; the first wavelength), those on the grid only."""
@@ -258,13 +259,16 @@ class Predictor:
         x = self.instrument.peak_positions(torch.as_tensor(np.asarray(d, dtype=np.float64)))[..., 0].numpy()
         return x[np.isfinite(x) & (x >= grid[0]) & (x <= grid[-1])]
 
-    def doublet_of(self, pattern: Any) -> tuple[float, float] | None:
+    def doublet_of(self, pattern: Any, instrument: Instrument | None = None) -> tuple[float, float] | None:
         """(wavelength2, I2/I1) of the model's K-alpha doublet for a 2theta pattern measured at its first
         wavelength without a doublet of its own (a Cu K-alpha file read with --wavelength 1.5406), else None."""
-        waves, weights = self.instrument.wavelengths, self.instrument.wavelength_weights
-        if pattern.unit != "two_theta" or pattern.wavelength2 or len(waves) < 2 or not pattern.wavelength:
+        from powdersym.refine.index import instrument_doublet
+
+        instrument = instrument or self.instrument
+        doublet = instrument_doublet(instrument)
+        if doublet is None or pattern.unit != "two_theta" or pattern.wavelength2 or not pattern.wavelength:
             return None
-        return (waves[1], weights[1] / weights[0]) if abs(pattern.wavelength - waves[0]) < 2e-3 else None
+        return doublet if abs(pattern.wavelength - instrument.wavelengths[0]) < 2e-3 else None
 
     def predict_arrays(self, patterns: np.ndarray, sources: list[str] | None = None, coverage: np.ndarray | None = None,
                        cells: list | None = None) -> list[Prediction]:

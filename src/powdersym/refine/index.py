@@ -88,15 +88,12 @@ class IndexedCell:
 
     def line_d(self, d_min: float) -> np.ndarray:
         """d-spacings (Å, decreasing) of the distinct lines of the lattice down to d_min, none extinct."""
-        h = np.arange(int(self.a / d_min) + 2)
-        l = np.arange(int(self.c / d_min) + 2)
+        values = lattice_integers(self.system, int(self.a / d_min) + 2)
         if self.system == "cubic":
-            n = (h[:, None, None] ** 2 + h[None, :, None] ** 2 + h[None, None, :] ** 2).ravel()
-            q = np.unique(n[n > 0]) / self.a**2
+            q = values / self.a**2
         else:
-            m = h[:, None] ** 2 + h[:, None] * h[None, :] + h[None, :] ** 2 if self.system == "hexagonal" else h[:, None] ** 2 + h[None, :] ** 2
-            scale = 4.0 / 3.0 if self.system == "hexagonal" else 1.0
-            q = (scale * np.unique(m)[:, None] / self.a**2 + l[None, :] ** 2 / self.c**2).ravel()
+            l = np.arange(int(self.c / d_min) + 2)
+            q = (_scale(self.system) * values[:, None] / self.a**2 + l[None, :] ** 2 / self.c**2).ravel()
             q = np.unique(np.round(q[q > 0], 12))
         return 1.0 / np.sqrt(q[q <= 1.0 / d_min**2])
 
@@ -202,6 +199,12 @@ def _top_position(y: np.ndarray, k: int, width: int) -> float:
     return float(k + np.clip(-c1 / (2 * c2), u.min(), u.max()))
 
 
+def instrument_doublet(instrument) -> tuple[float, float] | None:
+    """(wavelength2, I2/I1) of an instrument's K-alpha doublet, or None with one wavelength."""
+    waves, weights = instrument.wavelengths, instrument.wavelength_weights
+    return (waves[1], weights[1] / weights[0]) if len(waves) > 1 else None
+
+
 def _doublet_companions(two_theta, height, tolerance, wavelength, wavelength2, ratio) -> np.ndarray:
     """bool: lines at the K-alpha2 position of a stronger line, at most about its expected relative height. A
     partly resolved K-alpha2 peak sits on the K-alpha1 peak's flank, which pulls its apex towards it: anything
@@ -215,20 +218,30 @@ def _doublet_companions(two_theta, height, tolerance, wavelength, wavelength2, r
     return (close & weaker).any(axis=1)
 
 
+def lattice_integers(system: str, n: int) -> np.ndarray:
+    """Sorted distinct M of the lines with indices 0 <= h, k, l < n: Q = scale * M / a^2 (+ l^2 / c^2) with
+    M = h^2+k^2+l^2 (cubic, 0 left out), h^2+k^2 (tetragonal) or h^2+hk+k^2 (hexagonal, scale 4/3; 0 kept for
+    the 00l lines)."""
+    h = np.arange(n)
+    if system == "cubic":
+        values = (h[:, None, None] ** 2 + h[None, :, None] ** 2 + h[None, None, :] ** 2).ravel()
+        return np.unique(values[values > 0])
+    cross = h[:, None] * h[None, :] if system == "hexagonal" else 0
+    return np.unique((h[:, None] ** 2 + cross + h[None, :] ** 2).ravel())
+
+
+def _scale(system: str) -> float:
+    return 4.0 / 3.0 if system == "hexagonal" else 1.0
+
+
 def _small_forms(system: str) -> torch.Tensor:
-    """Coefficient rows [F, p] of the low-index lines trial cells are built from: Q = row . (1/a^2[, 1/c^2]) with
-    row = h^2+k^2+l^2 (cubic), (h^2+k^2, l^2) (tetragonal), (4/3 (h^2+hk+k^2), l^2) (hexagonal)."""
-    rows = set()
-    for h in range(0, 5):
-        for k in range(0, h + 1):
-            m = h * h + h * k + k * k if system == "hexagonal" else h * h + k * k
-            for l in range(0, 5):
-                if (h, k, l) != (0, 0, 0) and (system == "cubic" or m <= 13):
-                    rows.add((m + l * l,) if system == "cubic" else (m, l * l))
-    forms = torch.tensor(sorted(rows), dtype=torch.float64)
-    if system == "hexagonal":
-        forms[:, 0] *= 4.0 / 3.0
-    return forms
+    """Coefficient rows [F, p] of the low-index lines trial cells are built from (indices 0-4, and M <= 13 for the
+    two-parameter systems): Q = row . (1/a^2[, 1/c^2]), row = M (cubic) or (scale * M, l^2)."""
+    values = lattice_integers(system, 5)
+    if system == "cubic":
+        return torch.as_tensor(values, dtype=torch.float64)[:, None]
+    rows = [(_scale(system) * m, l * l) for m in values[values <= 13] for l in range(5) if (m, l) != (0, 0)]
+    return torch.tensor(rows, dtype=torch.float64)
 
 
 @dataclass(frozen=True)
@@ -258,15 +271,7 @@ class _Lines:
 
 @functools.lru_cache(maxsize=32)
 def _lines(system: str, size: int) -> _Lines:
-    n = math.isqrt(size) + 2
-    h = np.arange(n)
-    if system == "cubic":
-        values = (h[:, None, None] ** 2 + h[None, :, None] ** 2 + h[None, None, :] ** 2).ravel()
-        values = values[values > 0]
-    elif system == "tetragonal":
-        values = (h[:, None] ** 2 + h[None, :] ** 2).ravel()
-    else:
-        values = (h[:, None] ** 2 + h[:, None] * h[None, :] + h[None, :] ** 2).ravel()
+    values = lattice_integers(system, math.isqrt(size) + 2)
     allowed = np.zeros(size + 2, dtype=bool)
     allowed[np.unique(values[values <= size + 1])] = True
     positions = np.arange(size + 2)
@@ -274,7 +279,7 @@ def _lines(system: str, size: int) -> _Lines:
     above = np.minimum.accumulate(np.where(allowed, positions, size + 2)[::-1])[::-1]
     first, last = positions[allowed][0], positions[allowed][-1]
     below, above = np.where(below < 0, first, below), np.where(above > size + 1, last, above)
-    return _Lines(4.0 / 3.0 if system == "hexagonal" else 1.0, torch.as_tensor(below), torch.as_tensor(above),
+    return _Lines(_scale(system), torch.as_tensor(below), torch.as_tensor(above),
                   torch.as_tensor(np.cumsum(allowed)))  # fmt: skip
 
 
