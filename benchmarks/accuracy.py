@@ -18,7 +18,8 @@ coverage). Each set is scored twice: with the probabilities `powdersym predict` 
 model's training balance to the space-group frequencies of known crystals, prior "known") and as trained
 (prior "trained", the better choice for sets spread evenly over the groups, such as the spglib ones). Sets of
 patterns (not the powdersym-simulated ones) are also indexed as `predict` does (`--no-index` skips it): where a
-cubic, tetragonal or hexagonal cell fits the peak positions, only that lattice's groups keep their probability.
+cubic, tetragonal, hexagonal or orthorhombic cell fits the peak positions, only that lattice's groups keep their
+probability, and groups whose systematic absences forbid indexed lines are down-weighted.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from powdersym.evaluate import marginalise, merged_accuracy, refusal_curve, top_
 from powdersym.evaluate.labelsets import derived_index_of_sg
 from powdersym.evaluate.sets import EvaluationSet, load_evaluation_set
 from powdersym.predict import Predictor, restrict_to_cells
+from powdersym.refine.extinction import PENALTY
+from powdersym.refine.index import SYSTEMS
 from powdersym.symmetry import space_group
 
 SETS = {
@@ -52,10 +55,11 @@ def _load_set(set_name: str, device: str) -> EvaluationSet:
 
 
 @cache
-def _cells(set_name: str, device: str, instrument: str) -> tuple:
+def _cells(set_name: str, device: str, instrument: str, systems: tuple[str, ...] = SYSTEMS) -> tuple:
     """The indexed cell (or None) of every pattern of a set, as `powdersym predict` finds them (once per set)."""
     data = _load_set(set_name, device)
-    return tuple(Predictor.for_instrument(instrument).index_patterns(data.patterns)) if data.patterns else ()
+    predictor = Predictor.for_instrument(instrument, index_systems=systems)
+    return tuple(predictor.index_patterns(data.patterns)) if data.patterns else ()
 
 
 def model_for(instrument: str, device: str = "cpu", weights: str | None = None, prior: str = "known") -> Predictor:
@@ -66,11 +70,13 @@ def model_for(instrument: str, device: str = "cpu", weights: str | None = None, 
 
 
 def evaluate(
-    set_name: str, instrument: str, device: str = "cpu", weights: str | None = None, prior: str = "known", index: bool = True
+    set_name: str, instrument: str, device: str = "cpu", weights: str | None = None, prior: str = "known",
+    systems: tuple[str, ...] = SYSTEMS, penalty: float = PENALTY,
 ) -> tuple[dict, EvaluationSet, np.ndarray]:
     """(summary row, the set, calibrated probabilities [N, 230] under `prior`, as `powdersym predict`); weights: a
-    folder of candidate models (INSTRUMENT/model.safetensors) to use instead of the shipped ones; index: restrict
-    to indexed high-symmetry lattices as `predict` does."""
+    folder of candidate models (INSTRUMENT/model.safetensors) to use instead of the shipped ones; systems: the
+    cells indexed (restricting to their lattices as `predict` does; none: the network alone); penalty: the factor
+    per indexed line a group's systematic absences forbid (1: absences ignored)."""
     start = time.perf_counter()
     data = _load_set(set_name, device)
     loading = time.perf_counter() - start
@@ -79,8 +85,8 @@ def evaluate(
     logits, _ = predictor.logits(data.model_inputs(predictor))
     seconds = time.perf_counter() - start
     probs = predictor.probabilities(logits)
-    cells = _cells(set_name, device, instrument) if index else ()
-    probs = restrict_to_cells(probs, list(cells))
+    cells = _cells(set_name, device, instrument, systems) if systems else ()
+    probs = restrict_to_cells(probs, list(cells), penalty=penalty)
     labels = data.space_group - 1
     row = {"set": set_name, "model": instrument, "prior": predictor.prior_used, "indexed": sum(c is not None for c in cells), "n": len(labels), "distinct_groups": int(len(np.unique(labels))),
            "skipped": len(data.skipped), "sg_top1": top_k_accuracy(probs, labels, 1), "sg_top5": top_k_accuracy(probs, labels, 5),
@@ -122,7 +128,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     rows, details = [], []
     for name, prior in ((n, p) for n in args.sets for p in args.priors):
-        row, data, probs = evaluate(name, SETS[name], args.device, args.weights, prior, args.index)
+        row, data, probs = evaluate(name, SETS[name], args.device, args.weights, prior, SYSTEMS if args.index else ())
         rows.append(row)
         print(f"| {name} | {row['model']} | {row['prior']} | {row['n']} ({row['indexed']}) | {row['sg_top1']:.1%} | {row['sg_top5']:.1%} | {row['sg_top1_enantiomorph_merged']:.1%} | "
               f"{row['crystal_system_top1']:.1%} | {row['bravais_top1']:.1%} | {row['sg_top1_at_50pct']:.1%} |", flush=True)  # fmt: skip

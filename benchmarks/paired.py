@@ -9,6 +9,8 @@ paired_cluster_p`): McNemar's test takes related patterns as independent evidenc
     python benchmarks/paired.py --weights ship --sets rruff --priors known
     python benchmarks/paired.py --weights ship_b --baseline ship_a   # two candidates
     python benchmarks/paired.py --index-effect                       # shipped model: network alone vs + indexing
+    python benchmarks/paired.py --index-effect high                  # ... cubic/tetragonal/hexagonal cells only
+    python benchmarks/paired.py --index-effect absences              # ... all cells, systematic absences ignored
 
 Metrics: space group top-1 and top-5 (230 classes), crystal system and Bravais lattice (probabilities summed from
 the space groups), each under the class priors asked for (see benchmarks/accuracy.py).
@@ -23,6 +25,8 @@ import numpy as np
 from accuracy import SETS, evaluate  # benchmarks/ is on the path when a benchmark runs as a script
 from powdersym.evaluate import marginalise, mcnemar_p, paired_cluster_p, top_k_hits
 from powdersym.evaluate.labelsets import derived_index_of_sg
+from powdersym.refine.extinction import PENALTY
+from powdersym.refine.index import HIGH_SYMMETRY, SYSTEMS
 
 
 def hits(probs: np.ndarray, space_group: np.ndarray) -> dict[str, np.ndarray]:
@@ -40,19 +44,25 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["rruff", "spglib-pymatgen-xray"], choices=list(SETS))
     parser.add_argument("--priors", nargs="+", default=["known", "trained"], choices=["known", "trained"])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--index-effect", action="store_true", help="baseline without indexing the peak positions, candidate with it (one model)")
+    parser.add_argument("--index-effect", nargs="?", const="off", choices=["off", "high", "absences"],
+                        help="one model, candidate indexing the peak positions as predict does; baseline without indexing "
+                             "(off, the default), indexing cubic, tetragonal and hexagonal cells only, without absences "
+                             "(high: predict before orthorhombic cells), or all cells without absences (absences)")
     args = parser.parse_args()
     if args.index_effect:
         args.baseline = args.weights
     elif args.weights is None:
         parser.error("--weights is required unless --index-effect")
+    baseline_systems = {None: SYSTEMS, "off": (), "high": HIGH_SYMMETRY, "absences": SYSTEMS}[args.index_effect]
+    penalty = 1.0 if args.index_effect in ("high", "absences") else PENALTY
     print(f"candidate {args.weights or 'shipped'}{' + indexing' if args.index_effect else ''} against {args.baseline or 'shipped'}"
-          f"{' without indexing' if args.index_effect else ''}")
+          f"{' indexing ' + (', '.join(baseline_systems) or 'nothing') if args.index_effect else ''}"
+          f"{', absences ignored' if penalty == 1.0 else ''}")
     print("| set | prior | metric | baseline | candidate | only baseline right | only candidate right | McNemar p | p, related patterns counted once |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name in args.sets:
         for prior in args.priors:
-            _, data, base = evaluate(name, SETS[name], args.device, args.baseline, prior, index=not args.index_effect)
+            _, data, base = evaluate(name, SETS[name], args.device, args.baseline, prior, baseline_systems, penalty)
             _, _, cand = evaluate(name, SETS[name], args.device, args.weights, prior)
             a, b = hits(base, data.space_group), hits(cand, data.space_group)
             for metric in a:

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 
 from powdersym.models.saved import ModelFileError, SavedModel, load_model
+from powdersym.refine.extinction import PENALTY as ABSENCE_PENALTY
+from powdersym.refine.index import SYSTEMS as INDEX_SYSTEMS
 from powdersym.simulate.instruments import Instrument
 
 WEIGHTS = Path(__file__).parent / "models" / "weights"
@@ -103,7 +105,7 @@ class Prediction:
     coverage: float  # fraction of the model's grid the measurement covers
     model: str
     prior: str = "trained"  # class prior of the probabilities: known (crystals' frequencies) or trained
-    indexed: dict | None = None  # the cubic/tetragonal/hexagonal cell the peak positions index (IndexedCell.to_dict)
+    indexed: dict | None = None  # the cell the peak positions index (IndexedCell.to_dict, + groups_ruled_out)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -121,9 +123,13 @@ class Prediction:
                      f"({self.bravais[1]:.0%}), extinction group {self.extinction_group[0]} ({self.extinction_group[1]:.0%})")  # fmt: skip
         if self.indexed is not None:
             cell = self.indexed
-            lengths = f"a {cell['a']:.4f} Å" if cell["system"] == "cubic" else f"a {cell['a']:.4f} c {cell['c']:.4f} Å"
+            lengths = (f"a {cell['a']:.4f} Å" if cell["system"] == "cubic" else f"a {cell['a']:.4f} c {cell['c']:.4f} Å"
+                       if cell["system"] != "orthorhombic" else f"a {cell['a']:.4f} b {cell['b']:.4f} c {cell['c']:.4f} Å")
             lines.append(f"  peak positions index a {cell['system']} lattice: {lengths}, M20 {cell['m20']:.0f}, "
                          f"{cell['n_indexed']} of {cell['n_lines']} lines; only its space groups are kept")
+            if cell.get("groups_ruled_out"):
+                lines.append(f"  systematic absences: {cell['groups_ruled_out']} of its groups forbid an indexed line "
+                             "and are down-weighted")
         elif self.lattice is not None:
             a, b, c, al, be, ga = self.lattice
             lines.append(f"  lattice estimate a {a:.2f} b {b:.2f} c {c:.2f} Å, alpha {al:.1f} beta {be:.1f} gamma {ga:.1f} deg")
@@ -132,19 +138,22 @@ class Prediction:
         return "\n".join(lines)
 
 
-def restrict_to_cells(probs: np.ndarray, cells: list | None) -> np.ndarray:
-    """Space-group probabilities [N, 230] with the groups outside each pattern's indexed lattice set to zero and
-    the rest renormalised; rows without a cell (None) unchanged."""
-    from powdersym.refine.index import space_group_mask
+def restrict_to_cells(probs: np.ndarray, cells: list | None, forbidden: list | None = None,
+                      penalty: float = ABSENCE_PENALTY) -> np.ndarray:
+    """Space-group probabilities [N, 230] with the groups outside each pattern's indexed lattice set to zero, those
+    whose systematic absences forbid indexed lines down-weighted (refine.extinction.absence_weights), and the rest
+    renormalised; rows without a cell (None) unchanged. forbidden: `forbidden_lines` of each cell, if known;
+    penalty: the factor per forbidden line (1: absences ignored)."""
+    from powdersym.refine.extinction import absence_weights
 
     if not cells:
         return probs
     out = probs.copy()
     for i, cell in enumerate(cells):
         if cell is not None:
-            mask = space_group_mask(cell)
-            kept = np.where(mask, out[i], 0.0)
-            out[i] = kept / kept.sum() if kept.sum() > 0 else mask / mask.sum()
+            weights = absence_weights(cell, None if forbidden is None else forbidden[i], penalty)
+            kept = out[i] * weights
+            out[i] = kept / kept.sum() if kept.sum() > 0 else weights / weights.sum()
     return out
 
 
@@ -178,7 +187,9 @@ class Predictor:
     top: int = 5
     background: str | None = "chebyshev"
     prior: str = "known"  # known: frequencies of known crystals; trained: the class balance of training
-    index: bool = True  # restrict to the lattice of an indexed high-symmetry cell (refine.index)
+    index: bool = True  # restrict to the lattice of an indexed cell (refine.index)
+    index_systems: tuple[str, ...] = INDEX_SYSTEMS  # the cells searched
+    absence_penalty: float = ABSENCE_PENALTY  # factor per indexed line a group forbids (1: absences ignored)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -244,14 +255,14 @@ class Predictor:
         return torch.cat(logits).numpy(), (torch.cat(lattice).numpy() if lattice else None)
 
     def index_patterns(self, patterns: list) -> list:
-        """The accepted cubic/tetragonal/hexagonal cell (refine.IndexedCell) or None for each MeasuredPattern;
-        all None when `index` is off."""
+        """The accepted cell (refine.IndexedCell: cubic, tetragonal, hexagonal lattice or orthorhombic) or None for
+        each MeasuredPattern; all None when `index` is off."""
         from powdersym.refine.index import index_pattern
 
         if not self.index:
             return [None for _ in patterns]
         instrument = self.instrument  # built from the model's JSON: once, not per pattern
-        return [index_pattern(p, doublet=self.doublet_of(p, instrument)) for p in patterns]
+        return [index_pattern(p, doublet=self.doublet_of(p, instrument), systems=self.index_systems) for p in patterns]
 
     def grid_positions(self, d: np.ndarray) -> np.ndarray:
         """Positions on the model's grid of lines of d-spacings d (Å; the first wavelength), those on the grid only."""
@@ -277,6 +288,7 @@ class Predictor:
         from powdersym.evaluate import marginalise
         from powdersym.evaluate.labelsets import class_names
         from powdersym.models import LatticeScaler
+        from powdersym.refine.extinction import forbidden_lines
         from powdersym.symmetry import space_group
 
         patterns = np.asarray(patterns, dtype=np.float32)
@@ -285,7 +297,8 @@ class Predictor:
         if not np.isfinite(patterns).all():
             raise ValueError("patterns contain NaN or infinite values")
         logits, lattice = self.logits(patterns)
-        probs = restrict_to_cells(self.probabilities(logits), cells)  # [N, 230]
+        forbidden = [None if c is None else forbidden_lines(c) for c in cells] if cells else None
+        probs = restrict_to_cells(self.probabilities(logits), cells, forbidden, self.absence_penalty)  # [N, 230]
         derived = {to: marginalise(probs, to) for to in ("bravais", "crystal_system", "extinction_group")}
         names = {to: class_names(to) for to in derived}
         scaler = self.saved.meta.get("lattice_scaler")
@@ -305,7 +318,8 @@ class Predictor:
                          None if lattice is None else tuple(round(float(v), 4) for v in constrain_lattice(lattice[i], system))),
                 certainty=float(probs[i, order[0]]), uncertain=bool(probs[i, order[0]] < self.threshold),
                 threshold=self.threshold, coverage=1.0 if coverage is None else float(coverage[i]), model=self.name,
-                prior=self.prior_used, indexed=cells[i].to_dict() if cells and cells[i] is not None else None,
+                prior=self.prior_used, indexed=None if forbidden is None or forbidden[i] is None else
+                cells[i].to_dict() | ({"groups_ruled_out": int((forbidden[i] > 0).sum())} if self.absence_penalty < 1 else {}),
             ))  # fmt: skip
         return out
 

@@ -15,7 +15,8 @@ from hypothesis.extra.numpy import arrays
 from powdersym.io import MeasuredPattern, read_pattern
 from powdersym.predict import Predictor, restrict_to_cells
 from powdersym.refine import IndexedCell, find_peaks, index_cells, index_pattern
-from powdersym.refine.index import allowed_unindexed, choose_cell, space_group_mask
+from powdersym.refine.extinction import forbidden_lines
+from powdersym.refine.index import HIGH_SYMMETRY, SYSTEMS, allowed_unindexed, choose_cell, space_group_mask
 from powdersym.simulate import preset, simulate
 from powdersym.structures import read_structure
 from powdersym.structures.crystal import Crystal
@@ -46,7 +47,7 @@ def site_crystal(number: int, lattice: list[float], sites: list[tuple[str, tuple
 
 
 # structure types with their cells (Wyckoff sites as in ICSD / the textbooks); the cell is the reference
-HIGH_SYMMETRY = {
+HIGH_SYMMETRY_CASES = {
     "NaCl (cubic F)": (225, [5.64] * 3 + [90] * 3, [("a", (0, 0, 0), "Na"), ("b", (0.5, 0.5, 0.5), "Cl")], "xray-cuka", "cubic"),
     "P2_13 large cubic": (198, [10.25] * 3 + [90] * 3, "general", "xray-cuka", "cubic"),
     "rutile": (136, [4.594, 4.594, 2.959, 90, 90, 90], [("a", (0, 0, 0), "Ti"), ("f", (0.305, 0.305, 0), "O")], "xray-cuka", "tetragonal"),
@@ -65,9 +66,9 @@ HIGH_SYMMETRY = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("name", list(HIGH_SYMMETRY))
+@pytest.mark.parametrize("name", list(HIGH_SYMMETRY_CASES))
 def test_simulated_high_symmetry_cells_are_found(name: str, general_crystal) -> None:
-    number, cell, sites, instrument, system = HIGH_SYMMETRY[name]
+    number, cell, sites, instrument, system = HIGH_SYMMETRY_CASES[name]
     crystal = general_crystal(number, cell, seed=number) if sites == "general" else site_crystal(number, cell, sites)
     # clean data: lines down to 2 %, and two-parameter cells from 12 lines (the default 16 is for measured data; rutile
     # and wurtzite have 13-15 lines in 5-90 deg)
@@ -78,27 +79,44 @@ def test_simulated_high_symmetry_cells_are_found(name: str, general_crystal) -> 
 
 
 def test_zero_shift_is_fitted() -> None:
-    number, cell, sites, _, _ = HIGH_SYMMETRY["fluorapatite"]
+    number, cell, sites, _, _ = HIGH_SYMMETRY_CASES["fluorapatite"]
     found = index_pattern(simulated(site_crystal(number, cell, sites), shift=0.06), threshold=0.02)
     assert found is not None and found.system == "hexagonal"
     assert found.zero == pytest.approx(0.06, abs=0.01)
     assert np.abs(np.array(found.lattice()[:3]) / np.array(cell[:3]) - 1).max() < 3e-4
 
 
-@pytest.mark.parametrize("number, cell", [
-    (14, [5.30, 6.10, 7.20, 90, 104.5, 90]),
-    (62, [8.48, 5.40, 6.96, 90, 90, 90]),
-    (2, [5.1, 6.3, 7.4, 82.0, 97.0, 105.0]),
+@pytest.mark.parametrize("number, cell, systems", [
+    (14, [5.30, 6.10, 7.20, 90, 104.5, 90], SYSTEMS),
+    (62, [8.48, 5.40, 6.96, 90, 90, 90], HIGH_SYMMETRY),
+    (2, [5.1, 6.3, 7.4, 82.0, 97.0, 105.0], SYSTEMS),
 ])  # fmt: skip
-def test_low_symmetry_cells_are_not_called_high_symmetry(number: int, cell: list[float], general_crystal) -> None:
+def test_lower_symmetry_cells_are_not_called_higher(number: int, cell: list[float], systems, general_crystal) -> None:
+    """Monoclinic and triclinic patterns give no cell; an orthorhombic one no cubic, tetragonal or hexagonal cell."""
     pattern = simulated(general_crystal(number, cell, n_sites=3, seed=number))
     for threshold in (0.05, 0.02):
         assert len(find_peaks(pattern, threshold=threshold)) >= 13
-        assert index_pattern(pattern, threshold=threshold) is None, str(index_cells(find_peaks(pattern, threshold=threshold)))
+        found = index_pattern(pattern, threshold=threshold, systems=systems)
+        assert found is None, str(index_cells(find_peaks(pattern, threshold=threshold), systems))
+
+
+@pytest.mark.parametrize("number, cell", [
+    (62, [8.48, 5.40, 6.96]),  # PbSO4-like, Pnma
+    (19, [4.2, 6.1, 11.7]),  # P2_12_12_1, a long axis
+    (63, [3.1, 9.8, 7.4]),  # Cmcm: C-centred, half the lines absent
+])  # fmt: skip
+def test_simulated_orthorhombic_cells_are_found(number: int, cell: list[float], general_crystal) -> None:
+    found = index_pattern(simulated(general_crystal(number, cell + [90, 90, 90], n_sites=3, seed=number)), threshold=0.02)
+    assert found is not None and found.system == "orthorhombic", str(found)
+    assert found.a <= found.b <= found.c and found.lattice()[3:] == (90.0, 90.0, 90.0)
+    assert np.abs(np.array(found.lattice()[:3]) / np.sort(cell) - 1).max() < 1e-3, str(found)
+    # the higher symmetry wins where both index: rutile is tetragonal, never orthorhombic with a = b
+    number, rutile, sites, _, _ = HIGH_SYMMETRY_CASES["rutile"]
+    assert index_pattern(simulated(site_crystal(number, rutile, sites)), threshold=0.02, min_lines=12).system == "tetragonal"
 
 
 def test_doublet_companions_are_not_lines() -> None:
-    number, cell, sites, _, _ = HIGH_SYMMETRY["NaCl (cubic F)"]
+    number, cell, sites, _, _ = HIGH_SYMMETRY_CASES["NaCl (cubic F)"]
     pattern = simulated(site_crystal(number, cell, sites))
     kept = find_peaks(pattern, max_peaks=100)  # the K-alpha doublet recorded with the pattern
     n = kept.q * cell[0] ** 2
@@ -172,10 +190,25 @@ def test_measured_cells(shared_data: Path, fluorapatite) -> None:
         assert np.abs(np.array(found.lattice()[:3]) / np.array(reference[:3]) - 1).max() < tolerance, str(found)
 
 
-def test_measured_orthorhombic_is_not_indexed(shared_data: Path) -> None:
+def test_measured_orthorhombic_cell(shared_data: Path) -> None:
+    """PbSO4 (anglesite, Pnma) on a lab diffractometer, two files of the same sample: the orthorhombic cell within
+    0.2 % of the published one (a 8.482, b 5.398, c 6.959 Å, Miyake et al., Am. Mineral. 63, 506, 1978), and no
+    higher-symmetry cell."""
     folder = shared_data / GSAS2 / "CWCombined/data"
-    pattern = read_pattern(folder / "PBSO4.XRA", instrument_file=folder / "INST_XRY.PRM")  # PbSO4, Pnma
-    assert len(find_peaks(pattern)) == 20 and index_pattern(pattern) is None
+    easy = shared_data / "measured/easydiffraction/diffraction-lib_validators-branch/tutorials/data/lab_pbso4.dat"
+    patterns = [read_pattern(folder / "PBSO4.XRA", instrument_file=folder / "INST_XRY.PRM"),
+                read_pattern(easy, wavelength=1.540567)]  # fmt: skip
+    for pattern, doublet in zip(patterns, (None, (1.544390, 0.5))):
+        assert index_pattern(pattern, doublet=doublet, systems=HIGH_SYMMETRY) is None
+        found = index_pattern(pattern, doublet=doublet)
+        assert found is not None and found.system == "orthorhombic", f"{pattern.source}: {found}"
+        assert np.abs(np.array(found.lattice()[:3]) / np.array([5.398, 6.959, 8.482]) - 1).max() < 2e-3, str(found)
+    # Pnma's conditions (0kl: k+l even, hk0: h even, in one axis order) allow every indexed line; many groups' do not
+    count = forbidden_lines(found)
+    assert count[62 - 1] == 0 and (count > 0).sum() >= 30
+    restricted = Predictor.for_instrument("xray-cuka", top=10).predict_patterns(patterns[:1])[0]
+    assert restricted.crystal_system[0] == "orthorhombic" and all(16 <= n <= 74 for n, _, _ in restricted.space_groups)
+    assert restricted.indexed["groups_ruled_out"] == (count > 0).sum()
 
 
 def test_predict_reports_the_cell_and_keeps_its_groups(fluorapatite) -> None:
@@ -208,6 +241,9 @@ def test_lines_of_an_indexed_cell() -> None:
     """d = a / sqrt(h^2+k^2+l^2) (no N = 7, 15: not sums of three squares); hexagonal d(100) = a sqrt(3)/2."""
     cubic = IndexedCell("cubic", 5.0, 5.0, 0.0, 100.0, 10, 10, 20).line_d(5.0 / np.sqrt(16))
     assert np.allclose(cubic, 5.0 / np.sqrt([1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 16]))
+    orthorhombic = IndexedCell("orthorhombic", 4.0, 6.0, 0.0, 100.0, 10, 10, 20, b=5.0).line_d(2.9)
+    # 001, 010, 100, 011, 101, 110, 002 (d 2.78 of 111 is below d_min)
+    assert np.allclose(orthorhombic, [6.0, 5.0, 4.0] + [1 / np.sqrt(1 / x + 1 / y) for x, y in ((25, 36), (16, 36), (16, 25))] + [3.0])
     hexagonal = IndexedCell("hexagonal", 3.25, 5.207, 0.0, 100.0, 10, 10, 20).line_d(2.4)
     assert np.allclose(hexagonal, [5.207, 3.25 * np.sqrt(3) / 2, 5.207 / 2, 1 / np.sqrt(4 / (3 * 3.25**2) + 1 / 5.207**2)])
 

@@ -1,33 +1,38 @@
-"""Powder indexing of high-symmetry cells: does a cubic, tetragonal or hexagonal cell explain the peak positions?
+"""Powder indexing: does a cubic, tetragonal, hexagonal or orthorhombic cell explain the peak positions?
 
 The network reads symmetry from the whole profile and misses the high-symmetry systems of measured samples
 (docs/results.md: on RRUFF it calls most hexagonal and tetragonal minerals monoclinic or orthorhombic). A
-crystallographer would first index the strongest lines. Cells of one or two parameters can be searched exhaustively:
+crystallographer would first index the strongest lines. Cells of one to three parameters can be searched
+exhaustively:
 
 1. `find_peaks`: the first (largest-d) lines above `threshold` of the strongest, after a SNIP background; positions
    from a quadratic fit to each peak's top, K-alpha2 companions dropped when the pattern has a doublet.
 2. Trial cells from every pair of the first lines given every pair of small indices (one line and one index for
-   cubic cells), scored on the first lines, the best refined by weighted least squares with a zero shift.
+   cubic cells; three lines and three index triples, indices 0-2, for orthorhombic ones), scored on the first
+   lines, the best refined by weighted least squares with a zero shift.
 3. de Wolff's figure of merit M20 = Q20 / (2 <dQ> N20) (J. Appl. Cryst. 1, 108, 1968; Q = 1/d^2, <dQ> the mean
    misfit of the indexed lines, N20 the distinct lines the cell predicts up to the last observed one): large cells
    index anything but predict many lines and score low.
 
 `index_pattern(pattern)` returns the cell a crystallographer would accept (`choose_cell`: M20 >= 20, at most 6
 calculated lines per indexed one, no unindexed line among 7 or fewer, one among 8-11, two among more; M20 >= 50
-from fewer than 12 lines; a two-parameter cell only from >= 16 lines; of the cells indexing the most lines the cubic one when its M20 is
-within a factor 2 of the best) or None. These limits were set on the development RRUFF patterns and the
-pymatgen-simulated spglib structures (docs/results.md, 2026-12-05 third session): on RRUFF they accept 24 cells, 23
-of the right lattice. A hexagonal cell says "hexagonal lattice": trigonal groups index on it too.
-Lower-symmetry cells (orthorhombic and below) are not searched: a None means "not shown to be high-symmetry",
-never "low symmetry". A metrically pseudo-symmetric cell (an orthorhombic a = b within the peak widths) indexes as
-the higher system; positions alone cannot tell them apart.
+from fewer than 12 lines; a cell of two or three parameters only from >= 16 lines; of the cells indexing the most
+lines the cubic one when its M20 is within a factor 2 of the best) or None. An orthorhombic cell is searched only
+where no cubic, tetragonal or hexagonal one is accepted: the higher symmetry wins. These limits were set on the
+development RRUFF patterns and the pymatgen-simulated spglib structures (docs/results.md, 2026-12-05 third and
+fourth sessions): on RRUFF they accept 50 cells, 45 of the right lattice. A hexagonal cell says "hexagonal
+lattice": trigonal groups index on it too. Monoclinic and triclinic cells are not searched: a None means "not
+shown to be orthorhombic or higher", never "low symmetry", and a monoclinic cell with beta near 90 deg can index
+as orthorhombic (4 of RRUFF's 100 monoclinic patterns). A metrically pseudo-symmetric cell (an orthorhombic a = b
+within the peak widths) indexes as the higher system; positions alone cannot tell them apart.
+`refine.extinction` then tests the indexed lines against each group's systematic absences.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -35,9 +40,10 @@ import torch
 from powdersym.io.background import snip_background
 from powdersym.io.pattern import MeasuredPattern
 
-SYSTEMS = ("cubic", "tetragonal", "hexagonal")
+HIGH_SYMMETRY = ("cubic", "tetragonal", "hexagonal")
+SYSTEMS = (*HIGH_SYMMETRY, "orthorhombic")
 # ITA numbers of the groups whose lattice each indexed system implies (hexagonal lattice: trigonal + hexagonal)
-SPACE_GROUP_RANGES = {"cubic": (195, 230), "tetragonal": (75, 142), "hexagonal": (143, 194)}
+SPACE_GROUP_RANGES = {"cubic": (195, 230), "tetragonal": (75, 142), "hexagonal": (143, 194), "orthorhombic": (16, 74)}
 MAX_UNINDEXED = 2
 MIN_M20 = 20.0  # de Wolff's M20 a cell needs to be accepted
 MAX_LINE_RATIO = 6.0  # calculated lines per indexed line beyond which a cell is too large to accept
@@ -47,6 +53,8 @@ _ANCHOR_LINES = 2  # ... when one of the two is among the first 2
 # trial cells are ranked (single precision, twice the tolerance, no zero shift yet) on the first 5 lines, the best
 # 2000 of them on the first 10, and the best 50 refined on all lines
 _COARSE = ((5, 2000), (10, 50))
+# three parameters fit any three lines exactly: rank orthorhombic cells on more lines
+_COARSE_3 = ((8, 3000), (12, 50))
 _CHUNK = 1024
 
 
@@ -81,13 +89,22 @@ class IndexedCell:
     n_indexed: int
     n_lines: int
     n_calculated: int  # distinct lines the cell predicts up to the last observed one (de Wolff's N20)
+    b: float | None = None  # Å, orthorhombic cells only (a <= b <= c); the others have b = a
+    # Q = 1/d^2 (zero shift removed) and tolerance of the lines the cell indexes (refine.extinction tests them)
+    q_indexed: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
+    tol_indexed: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
 
     def lattice(self) -> tuple[float, float, float, float, float, float]:
         gamma = 120.0 if self.system == "hexagonal" else 90.0
-        return (self.a, self.a, self.c, 90.0, 90.0, gamma)
+        return (self.a, self.a if self.b is None else self.b, self.c, 90.0, 90.0, gamma)
 
     def line_d(self, d_min: float) -> np.ndarray:
         """d-spacings (Å, decreasing) of the distinct lines of the lattice down to d_min, none extinct."""
+        if self.system == "orthorhombic":
+            h, k, l = (np.arange(int(v / d_min) + 2) ** 2 for v in (self.a, self.b, self.c))
+            q = (h[:, None, None] / self.a**2 + k[None, :, None] / self.b**2 + l[None, None, :] / self.c**2).ravel()
+            q = np.unique(np.round(q[q > 0], 12))
+            return 1.0 / np.sqrt(q[q <= 1.0 / d_min**2])
         values = lattice_integers(self.system, int(self.a / d_min) + 2)
         if self.system == "cubic":
             q = values / self.a**2
@@ -98,12 +115,13 @@ class IndexedCell:
         return 1.0 / np.sqrt(q[q <= 1.0 / d_min**2])
 
     def to_dict(self) -> dict:
-        return {"system": self.system, "a": round(self.a, 5), "c": round(self.c, 5), "zero": round(self.zero, 5),
+        return {"system": self.system, "a": round(self.a, 5), "b": round(self.lattice()[1], 5), "c": round(self.c, 5), "zero": round(self.zero, 5),
                 "m20": round(self.m20, 1), "n_indexed": self.n_indexed, "n_lines": self.n_lines,
                 "n_calculated": self.n_calculated}  # fmt: skip
 
     def __str__(self) -> str:
-        cell = f"a {self.a:.4f} Å" if self.system == "cubic" else f"a {self.a:.4f} c {self.c:.4f} Å"
+        cell = (f"a {self.a:.4f} Å" if self.system == "cubic" else f"a {self.a:.4f} b {self.b:.4f} c {self.c:.4f} Å"
+                if self.b is not None else f"a {self.a:.4f} c {self.c:.4f} Å")
         return f"indexed {self.system}: {cell}, M20 {self.m20:.0f}, {self.n_indexed} of {self.n_lines} lines"
 
 
@@ -237,6 +255,10 @@ def _scale(system: str) -> float:
 def _small_forms(system: str) -> torch.Tensor:
     """Coefficient rows [F, p] of the low-index lines trial cells are built from (indices 0-4, and M <= 13 for the
     two-parameter systems): Q = row . (1/a^2[, 1/c^2]), row = M (cubic) or (scale * M, l^2)."""
+    if system == "orthorhombic":  # rows (h^2, k^2, l^2), indices 0-2
+        h = torch.arange(3, dtype=torch.float64) ** 2
+        rows = torch.cartesian_prod(h, h, h)
+        return rows[rows.sum(1) > 0]
     values = lattice_integers(system, 5)
     if system == "cubic":
         return torch.as_tensor(values, dtype=torch.float64)[:, None]
@@ -294,6 +316,8 @@ def _trial_cells(q: torch.Tensor, forms: torch.Tensor, system: str) -> torch.Ten
     if system == "cubic":
         cells = (q[:3, None] / forms[None, :, 0]).reshape(-1, 1)
         return cells[(cells > 1 / 40**2).all(1) & (cells < 1 / 2**2).all(1)]
+    if system == "orthorhombic":
+        return _orthorhombic_trials(q, forms)
     first = min(_FIRST_LINES, len(q))
     i, j = torch.triu_indices(first, first, 1)
     i, j = i[i < _ANCHOR_LINES], j[i < _ANCHOR_LINES]  # one of the pair among the very first lines
@@ -310,11 +334,56 @@ def _trial_cells(q: torch.Tensor, forms: torch.Tensor, system: str) -> torch.Ten
     return cells[torch.as_tensor(first)]
 
 
+def _orthorhombic_trials(q: torch.Tensor, forms: torch.Tensor) -> torch.Tensor:
+    """(1/a^2, 1/b^2, 1/c^2) [K, 3], a <= b <= c between 2 and 30 Å, that put three of the first lines (one of the
+    first two among them) on three small-index lines. Index triples that differ by a permutation of the axes give
+    the same cells: only those with columns in increasing order are solved."""
+    first = min(_FIRST_LINES, len(q))
+    triples = torch.combinations(torch.arange(first), 3)
+    triples = triples[triples[:, 0] < _ANCHOR_LINES]  # [R, 3]
+    f = len(forms)
+    grid = torch.cartesian_prod(torch.arange(f), torch.arange(f), torch.arange(f))
+    matrix = forms[grid]  # [P, 3 lines, 3 axes]
+    columns = matrix.transpose(1, 2) @ torch.tensor([81.0, 9.0, 1.0], dtype=matrix.dtype)  # [P, 3] a key per column
+    matrix = matrix[(columns[:, 0] < columns[:, 1]) & (columns[:, 1] < columns[:, 2])]
+    matrix = matrix[torch.linalg.det(matrix).abs() > 1e-9]
+    rhs = q[triples]  # [R, 3]
+    cells = torch.linalg.solve(matrix[None], rhs[:, None, :, None].expand(-1, len(matrix), -1, -1)).reshape(-1, 3)
+    cells = cells[((cells > 1 / 30**2) & (cells < 1 / 2**2)).all(1)]
+    cells = cells.sort(dim=1, descending=True).values  # a <= b <= c
+    key = torch.round(cells * 1e6).long()
+    _, unique = np.unique((key[:, 0] * (1 << 42) + key[:, 1] * (1 << 21) + key[:, 2]).numpy(), return_index=True)
+    return cells[torch.as_tensor(unique)]
+
+
+def _score_orthorhombic(cells, q, tol_q):
+    """`_score` for orthorhombic cells (a <= b <= c): the nearest line over every (h, k) that fits below the last
+    observed line, with l the integer nearest to the rest."""
+    a, b, c = cells[:, 0], cells[:, 1], cells[:, 2]
+    q_max = q.max(1).values  # [K]
+    h2 = torch.arange(int(math.sqrt(float((q_max / a).max()))) + 2, dtype=q.dtype) ** 2
+    k2 = torch.arange(int(math.sqrt(float((q_max / b).max()))) + 2, dtype=q.dtype) ** 2
+    base = a[:, None, None] * h2[None, :, None] + b[:, None, None] * k2[None, None, :]  # [K, H, J]
+    rest = (q[:, :, None, None] - base[:, None]) / c[:, None, None, None]  # [K, n, H, J]
+    l_low = rest.clamp(min=0).sqrt().floor()
+    # the nearest l^2 to rest: l_low^2 or (l_low + 1)^2, whichever side of their midpoint rest lies
+    l2 = (l_low + (rest > l_low * (l_low + 1) + 0.5)) ** 2  # [K, n, H, J]
+    l2 = torch.where((base[:, None] == 0) & (l2 == 0), 1.0, l2)  # (0, 0, 0) is no line: (0, 0, 1) is the nearest
+    misfit, best = (base[:, None] + c[:, None, None, None] * l2 - q[..., None, None]).abs().flatten(2).min(-1)  # [K, n]
+    j = k2.numel()
+    rows = torch.stack([h2[best // j], k2[best % j], l2.flatten(2).gather(-1, best[..., None])[..., 0]], -1)
+    room = (q_max[:, None, None] - base) / c[:, None, None]  # [K, H, J]
+    n_calc = torch.where(room >= 0, room.clamp(min=0).sqrt().floor() + 1, 0).sum((1, 2)) - 1
+    return misfit <= tol_q, misfit, rows, n_calc
+
+
 def _score(cells, zero, system, q0, slope, tol_q):
     """For trial cells [K, p] and zero shifts [K]: indexed [K, n] (bool), misfit [K, n] in Q, the design rows of
     the nearest calculated lines [K, n, p] and the number of distinct calculated lines up to the last observed
     line [K] (every line of the lattice, none extinct: de Wolff's N20)."""
     q = q0[None, :] - slope[None, :] * zero[:, None]  # [K, n]
+    if system == "orthorhombic":
+        return _score_orthorhombic(cells, q, tol_q)
     q_max = q.max(1).values  # [K]
     a = cells[:, 0]
     lines = _lines_for(system, float((q_max / a).max()))
@@ -386,11 +455,11 @@ def _index_system(peaks: PeakPositions, system: str) -> IndexedCell | None:
     cells = _trial_cells(q0, _small_forms(system), system)
     if len(cells) == 0:
         return None
-    for lines, keep in _COARSE:
+    for lines, keep in _COARSE_3 if system == "orthorhombic" else _COARSE:
         m = min(lines, len(q0))
         q, g, tol = (v[:m].float() for v in (q0, slope, tol_q))
-        if cells.shape[1] == 2:  # chunks of similar c: each scores only the l its own cells reach
-            cells = cells[torch.argsort(cells[:, 1], descending=True)]
+        if cells.shape[1] >= 2:  # chunks of similar cells: each scores only the indices its own cells reach
+            cells = cells[torch.argsort(cells[:, 0] * cells[:, 1] if system == "orthorhombic" else cells[:, 1], descending=True)]
         scores = []
         for part in cells.float().split(_CHUNK):
             indexed, misfit, _, n_calc = _score(part, torch.zeros(len(part)), system, q, g, 2 * tol)
@@ -408,9 +477,13 @@ def _index_system(peaks: PeakPositions, system: str) -> IndexedCell | None:
     n_indexed = indexed.sum(1)
     good = (m20 >= MIN_M20) & (n_calc <= MAX_LINE_RATIO * n_indexed)
     k = int(torch.argmax(torch.where(good, n_indexed * (m20.max() + 1) + m20, m20 - m20.max() - 1)))
-    a = 1 / math.sqrt(float(cells[k, 0]))
-    c = a if system == "cubic" else 1 / math.sqrt(float(cells[k, 1]))
-    return IndexedCell(system, a, c, float(zero[k]), float(m20[k]), int(indexed[k].sum()), len(q0), int(n_calc[k]))
+    lengths = sorted(1 / math.sqrt(float(v)) for v in cells[k]) if system == "orthorhombic" else None
+    a = lengths[0] if lengths else 1 / math.sqrt(float(cells[k, 0]))
+    c = lengths[2] if lengths else a if system == "cubic" else 1 / math.sqrt(float(cells[k, 1]))
+    lines = indexed[k].numpy()
+    q_indexed = (q0 - slope * zero[k]).numpy()[lines]
+    return IndexedCell(system, a, c, float(zero[k]), float(m20[k]), int(indexed[k].sum()), len(q0), int(n_calc[k]),
+                       b=lengths[1] if lengths else None, q_indexed=q_indexed, tol_indexed=tol_q.numpy()[lines])
 
 
 def choose_cell(
@@ -443,14 +516,20 @@ def choose_cell(
 
 
 def index_pattern(
-    pattern: MeasuredPattern, doublet: tuple[float, float] | None = None, threshold: float = 0.05, **choose: float
+    pattern: MeasuredPattern, doublet: tuple[float, float] | None = None, threshold: float = 0.05,
+    systems: tuple[str, ...] = SYSTEMS, **choose: float,
 ) -> IndexedCell | None:
-    """The accepted high-symmetry cell of a measured pattern, or None (see the module docstring). `threshold`: the
-    weakest line used, relative to the strongest (lower it only for clean data: on RRUFF 0.02 picked up noise)."""
+    """The accepted cell of a measured pattern, or None (see the module docstring). An orthorhombic cell is searched
+    only where no cubic, tetragonal or hexagonal one is accepted. `threshold`: the weakest line used, relative to
+    the strongest (lower it only for clean data: on RRUFF 0.02 picked up noise)."""
     peaks = find_peaks(pattern, threshold=threshold, doublet=doublet)
-    # two-parameter cells need min_lines lines to be accepted: do not search them with fewer
+    # cells of two or three parameters need min_lines lines to be accepted: do not search them with fewer
     enough = len(peaks) >= choose.get("min_lines", _MIN_LINES)
-    return choose_cell(index_cells(peaks, SYSTEMS if enough else ("cubic",)), **choose)
+    high = tuple(s for s in systems if s != "orthorhombic" and (enough or s == "cubic"))
+    found = choose_cell(index_cells(peaks, high), **choose)
+    if found is None and enough and "orthorhombic" in systems:  # the higher symmetry wins where both index
+        found = choose_cell(index_cells(peaks, ("orthorhombic",)), **choose)
+    return found
 
 
 def space_group_mask(cell: IndexedCell | None) -> np.ndarray:

@@ -1,0 +1,89 @@
+"""Systematic absences of indexed lines: the centring and screw/glide conditions of ITA Vol. A (Tables 2.2.13.1-2)
+decide which groups an observed line rules out, and `predict` down-weights those groups."""
+
+from __future__ import annotations
+
+import itertools
+
+import gemmi
+import numpy as np
+import pytest
+
+from powdersym.predict import restrict_to_cells
+from powdersym.refine import IndexedCell
+from powdersym.refine.extinction import PENALTY, absence_weights, forbidden_lines, line_reflections
+from powdersym.refine.index import SPACE_GROUP_RANGES
+
+
+def cell_with_lines(system: str, a: float, c: float, q: list[float], b: float | None = None) -> IndexedCell:
+    q = np.asarray(q, dtype=np.float64)
+    return IndexedCell(system, a, c, 0.0, 100.0, len(q), len(q), 2 * len(q), b=b, q_indexed=q, tol_indexed=1e-5 * np.ones(len(q)))
+
+
+def test_cubic_centring_conditions() -> None:
+    """Lines 100, 110, 111 of a 5 Å cubic cell: F (hkl all odd or all even) forbids 100 and 110, I (h+k+l even)
+    forbids 100 and 111, P nothing; Pn-3n (222: 0kl k+l even, hhl l even) forbids 100 and 111."""
+    count = forbidden_lines(cell_with_lines("cubic", 5.0, 5.0, [n / 25 for n in (1, 2, 3)]))
+    assert (count[:194] == -1).all()  # outside the cubic lattice
+    assert count[225 - 1] == 2 and count[229 - 1] == 2 and count[221 - 1] == 0 and count[195 - 1] == 0
+    assert count[222 - 1] == 2
+
+
+def test_hexagonal_screw_and_rhombohedral_conditions() -> None:
+    """00l lines: 001 rules out 6_3 (00l: l = 2n) and R in hexagonal axes (00l: l = 3n); 002 only R."""
+    a, c = 4.0, 10.0
+    first = forbidden_lines(cell_with_lines("hexagonal", a, c, [1 / c**2]))
+    second = forbidden_lines(cell_with_lines("hexagonal", a, c, [4 / c**2]))
+    for number in (173, 194, 166, 148):  # P6_3, P6_3/mmc, R-3m, R-3
+        assert first[number - 1] == 1
+    assert second[194 - 1] == 0 and second[166 - 1] == 1 and second[191 - 1] == 0  # P6/mmm: no condition
+    hkl, line = line_reflections(cell_with_lines("hexagonal", a, c, [4 / (3 * a**2)]))  # the 100 line: six reflections
+    assert len(hkl) == 6 and (line == 0).all()
+
+
+def _gemmi_forbidden(number: int, cell: IndexedCell, orders: list) -> int:
+    """Lines of `cell` whose reflections gemmi (an independent implementation) calls absent in group `number`,
+    fewest over the axis orders."""
+    ops = gemmi.find_spacegroup_by_number(number).operations()
+    hkl, line = line_reflections(cell)
+    counts = []
+    for order in orders:
+        present = np.array([not ops.is_systematically_absent([int(v) for v in h[list(order)]]) for h in hkl])
+        counts.append(len(cell.q_indexed) - len(np.unique(line[present])))
+    return min(counts)
+
+
+@pytest.mark.parametrize("system, a, b, c", [("cubic", 5.0, 5.0, 5.0), ("tetragonal", 4.0, 4.0, 9.0),
+                                             ("hexagonal", 4.0, 4.0, 11.0), ("orthorhombic", 5.0, 7.0, 8.0)])
+def test_forbidden_lines_agree_with_gemmi(system: str, a: float, b: float, c: float) -> None:
+    """The first 12 distinct lines of a cell, every group of its lattice: the same count as gemmi's absences."""
+    probe = IndexedCell(system, a, c, 0.0, 100.0, 1, 1, 1, b=b if system == "orthorhombic" else None)
+    d = probe.line_d(1.2)[:12]
+    cell = cell_with_lines(system, a, c, list(1 / d**2), b=probe.b)
+    count = forbidden_lines(cell)
+    orders = list(itertools.permutations(range(3))) if system == "orthorhombic" else [(0, 1, 2)]
+    low, high = SPACE_GROUP_RANGES[system]
+    expected = [_gemmi_forbidden(n, cell, orders) for n in range(low, high + 1)]
+    assert list(count[low - 1 : high]) == expected
+    assert max(expected) >= 3 and min(expected) == 0  # the probe lines do tell groups apart
+
+
+def test_orthorhombic_groups_are_tested_in_every_axis_order() -> None:
+    """One line, 100 of the shortest axis: P2_12_12_1 forbids h00, 0k0 and 00l with odd index and Pnma does too
+    (its a-glide h00, its n-glide 0k0 and 00l), so every axis order rules the line out; P2_12_12 has no condition
+    on 00l, so the order that puts the line along its c allows it; P222 has no condition at all."""
+    cell = cell_with_lines("orthorhombic", 5.0, 8.0, [1 / 25], b=7.0)
+    count = forbidden_lines(cell)
+    assert count[62 - 1] == 1 and count[16 - 1] == 0
+    assert count[18 - 1] == 0  # P2_12_12: 21 along a and b only; the order with the line along c allows it
+    assert count[19 - 1] == 1  # P2_12_12_1: h00, 0k0, 00l all even
+
+
+def test_predict_down_weights_groups_that_forbid_lines() -> None:
+    probs = np.full((2, 230), 1 / 230)
+    cell = cell_with_lines("cubic", 5.0, 5.0, [n / 25 for n in (1, 2, 3)])
+    out = restrict_to_cells(probs, [cell, None])
+    assert np.allclose(out.sum(1), 1) and np.array_equal(out[1], probs[1]) and (out[0, :194] == 0).all()
+    assert np.isclose(out[0, 225 - 1] / out[0, 221 - 1], PENALTY**2)  # Fm-3m forbids two lines, Pm-3m none
+    assert np.array_equal(restrict_to_cells(probs, [cell, None], penalty=1.0)[0, 194:], np.full(36, 1 / 36))
+    assert np.array_equal(absence_weights(None), np.ones(230))
