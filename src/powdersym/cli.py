@@ -575,7 +575,7 @@ def _indexed_start(pattern, group: int | str, instrument) -> list[float]:
     setting = SpaceGroupSetting.from_key(group)
     low, high = SPACE_GROUP_RANGES[found.system]
     if not low <= setting.number <= high:
-        raise ValueError(f"the peaks index a {found.system} cell ({found}), which space group {setting.symbol} cannot have; give --cell")
+        raise ValueError(f"the peaks index {'an' if found.system == 'orthorhombic' else 'a'} {found.system} cell ({found}), which space group {setting.symbol} cannot have; give --cell")
     typer.echo(f"starting from the {found}", err=True)
     return list(setting_lattice(found, setting.number))
 

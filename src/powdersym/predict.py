@@ -125,7 +125,8 @@ class Prediction:
             cell = self.indexed
             lengths = (f"a {cell['a']:.4f} Å" if cell["system"] == "cubic" else f"a {cell['a']:.4f} c {cell['c']:.4f} Å"
                        if cell["system"] != "orthorhombic" else f"a {cell['a']:.4f} b {cell['b']:.4f} c {cell['c']:.4f} Å")
-            lines.append(f"  peak positions index a {cell['system']} lattice: {lengths}, M20 {cell['m20']:.0f}, "
+            article = "an" if cell["system"] == "orthorhombic" else "a"
+            lines.append(f"  peak positions index {article} {cell['system']} lattice: {lengths}, M20 {cell['m20']:.0f}, "
                          f"{cell['n_indexed']} of {cell['n_lines']} lines; only its space groups are kept")
             if cell.get("groups_ruled_out"):
                 lines.append(f"  systematic absences: {cell['groups_ruled_out']} of its groups forbid an indexed line "

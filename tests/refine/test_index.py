@@ -209,6 +209,7 @@ def test_measured_orthorhombic_cell(shared_data: Path) -> None:
     restricted = Predictor.for_instrument("xray-cuka", top=10).predict_patterns(patterns[:1])[0]
     assert restricted.crystal_system[0] == "orthorhombic" and all(16 <= n <= 74 for n, _, _ in restricted.space_groups)
     assert restricted.indexed["groups_ruled_out"] == (count > 0).sum()
+    assert "index an orthorhombic lattice: a 5.40" in str(restricted) and f"{(count > 0).sum()} of its groups" in str(restricted)
 
 
 def test_predict_reports_the_cell_and_keeps_its_groups(fluorapatite) -> None:
