@@ -127,6 +127,21 @@ def test_doublet_companions_are_not_lines() -> None:
     assert len(find_peaks(pattern, max_peaks=100)) > len(kept)
 
 
+def test_ripples_on_a_strong_line_are_not_lines() -> None:
+    """A 7 % maximum 2 FWHM beside a line 14 times stronger is a ripple; the same maximum 5 FWHM away, or beside a
+    line only 4 times stronger, is a line."""
+    x = np.arange(5, 90, 0.01)
+    fwhm = 0.1
+
+    def peak(center: float, height: float) -> np.ndarray:
+        return height * np.exp(-4 * np.log(2) * ((x - center) / fwhm) ** 2)
+
+    y = 100 + peak(30, 1e4) + peak(30.2, 700) + peak(50, 1e4) + peak(50.5, 700) + peak(70, 2800) + peak(70.2, 700)
+    found = find_peaks(MeasuredPattern(x, y, None, "two_theta", wavelength=1.5406))
+    two_theta = np.sort(2 * np.degrees(np.arcsin(1.5406 / (2 * found.d))))
+    assert np.allclose(two_theta, [30, 50, 50.5, 70, 70.2], atol=0.01), two_theta
+
+
 def test_no_lines_and_flat_patterns_give_none() -> None:
     x = np.linspace(5, 90, 2000)
     flat = MeasuredPattern(x, np.full_like(x, 100.0), None, "two_theta", wavelength=1.5406)

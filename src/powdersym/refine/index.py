@@ -6,7 +6,8 @@ crystallographer would first index the strongest lines. Cells of one to three pa
 exhaustively:
 
 1. `find_peaks`: the first (largest-d) lines above `threshold` of the strongest, after a SNIP background; positions
-   from a quadratic fit to each peak's top, K-alpha2 companions dropped when the pattern has a doublet.
+   from a quadratic fit to each peak's top, K-alpha2 companions dropped when the pattern has a doublet, and so are
+   ripples on the flanks of a line ten times stronger.
 2. Trial cells from every pair of the first lines given every pair of small indices (one line and one index for
    cubic cells; three lines and three index triples, indices 0-2, for orthorhombic ones), scored on the first
    lines, the best refined by weighted least squares with a zero shift.
@@ -56,6 +57,9 @@ _COARSE = ((5, 2000), (10, 50))
 # three parameters fit any three lines exactly: rank orthorhombic cells on more lines
 _COARSE_3 = ((8, 3000), (12, 50))
 _CHUNK = 1024
+# a maximum within 3 FWHM of a line more than 10 times stronger is a ripple on its flank (counting noise, an
+# imperfect K-alpha2 strip), not a line: on RRUFF dropping them indexes 3 more patterns, all right
+SHOULDER_RATIO, SHOULDER_WIDTHS = 0.1, 3.0
 
 
 @dataclass
@@ -174,11 +178,19 @@ def find_peaks(
         companion = _doublet_companions(x, height, 0.5 * fwhm * step, pattern.wavelength, wavelength2, ratio or 0.5)
         keep_mask = ~companion
         x, d, height, fwhm, step, slope = (v[keep_mask] for v in (x, d, height, fwhm, step, slope))
+    keep_mask = ~_shoulders(x, height, fwhm * step)
+    x, d, height, fwhm, step, slope = (v[keep_mask] for v in (x, d, height, fwhm, step, slope))
     order = np.argsort(-d, kind="stable")[:max_peaks]
     median_fwhm = float(np.median(fwhm * step)) if len(fwhm) else 0.0
     max_zero = 3.0 * median_fwhm if pattern.unit in ("two_theta", "tof") else 0.0
     return PeakPositions(x=x[order], d=d[order], height=height[order], tolerance=(0.5 * fwhm * step)[order],
                          slope=slope[order], max_zero=max_zero)  # fmt: skip
+
+
+def _shoulders(x, height, fwhm) -> np.ndarray:
+    """bool: maxima within SHOULDER_WIDTHS FWHM of a line more than 1 / SHOULDER_RATIO times stronger."""
+    near = np.abs(x[:, None] - x[None, :]) <= SHOULDER_WIDTHS * np.maximum(fwhm[:, None], fwhm[None, :])
+    return (near & (height[:, None] < SHOULDER_RATIO * height[None, :])).any(1)
 
 
 def _no_peaks() -> PeakPositions:
