@@ -43,13 +43,15 @@ def line_reflections(cell: IndexedCell) -> tuple[np.ndarray, np.ndarray]:
     if len(q) == 0:
         return np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int64)
     limit = float((q + tol).max())
-    n = [int(math.ceil(length * math.sqrt(limit) * (1.2 if cell.system == "hexagonal" else 1.0))) + 1
-         for length in cell.lattice()[:3]]  # fmt: skip
+    # |h| <= a sqrt(Q) along each axis (hexagonal too: h^2 + hk + k^2 >= 3 h^2 / 4)
+    n = [int(math.ceil(length * math.sqrt(limit))) + 1 for length in cell.lattice()[:3]]
     axes = [np.arange(-m, m + 1) for m in n]
     hkl = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
     q_calc = np.einsum("ni,ij,nj->n", hkl, reciprocal_metric(cell), hkl)
-    near = np.abs(q_calc[:, None] - q[None, :]) <= tol[None, :]  # [N, L]
-    which, line = np.nonzero(near)
+    order = np.argsort(q_calc)
+    lo, hi = np.searchsorted(q_calc[order], q - tol, "left"), np.searchsorted(q_calc[order], q + tol, "right")
+    which = np.concatenate([order[a:b] for a, b in zip(lo, hi)])  # the reflections within each line's tolerance
+    line = np.repeat(np.arange(len(q)), hi - lo)
     keep = (hkl[which] != 0).any(1)
     return hkl[which[keep]], line[keep]
 

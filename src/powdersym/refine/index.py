@@ -21,7 +21,7 @@ from fewer than 12 lines; a cell of two or three parameters only from >= 16 line
 lines the cubic one when its M20 is within a factor 2 of the best) or None. An orthorhombic cell is searched only
 where no cubic, tetragonal or hexagonal one is accepted: the higher symmetry wins. These limits were set on the
 development RRUFF patterns and the pymatgen-simulated spglib structures (docs/results.md, 2026-12-05 third and
-fourth sessions): on RRUFF they accept 50 cells, 45 of the right lattice. A hexagonal cell says "hexagonal
+fourth sessions): on RRUFF they accept 53 cells, 48 of the right lattice. A hexagonal cell says "hexagonal
 lattice": trigonal groups index on it too. Monoclinic and triclinic cells are not searched: a None means "not
 shown to be orthorhombic or higher", never "low symmetry", and a monoclinic cell with beta near 90 deg can index
 as orthorhombic (4 of RRUFF's 100 monoclinic patterns). A metrically pseudo-symmetric cell (an orthorhombic a = b
