@@ -123,8 +123,8 @@ class Prediction:
                      f"({self.bravais[1]:.0%}), extinction group {self.extinction_group[0]} ({self.extinction_group[1]:.0%})")  # fmt: skip
         if self.indexed is not None:
             cell = self.indexed
-            lengths = (f"a {cell['a']:.4f} Å" if cell["system"] == "cubic" else f"a {cell['a']:.4f} c {cell['c']:.4f} Å"
-                       if cell["system"] != "orthorhombic" else f"a {cell['a']:.4f} b {cell['b']:.4f} c {cell['c']:.4f} Å")
+            axes = {"cubic": "a", "orthorhombic": "abc"}.get(cell["system"], "ac")
+            lengths = " ".join(f"{axis} {cell[axis]:.4f}" for axis in axes) + " Å"
             article = "an" if cell["system"] == "orthorhombic" else "a"
             lines.append(f"  peak positions index {article} {cell['system']} lattice: {lengths}, M20 {cell['m20']:.0f}, "
                          f"{cell['n_indexed']} of {cell['n_lines']} lines; only its space groups are kept")

@@ -542,13 +542,3 @@ def index_pattern(
     if found is None and enough and "orthorhombic" in systems:  # the higher symmetry wins where both index
         found = choose_cell(index_cells(peaks, ("orthorhombic",)), **choose)
     return found
-
-
-def space_group_mask(cell: IndexedCell | None) -> np.ndarray:
-    """bool [230]: the space groups whose lattice the indexed cell shows (all True when nothing was indexed)."""
-    mask = np.ones(230, dtype=bool)
-    if cell is not None:
-        lo, hi = SPACE_GROUP_RANGES[cell.system]
-        mask[:] = False
-        mask[lo - 1 : hi] = True
-    return mask
