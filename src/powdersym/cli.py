@@ -567,7 +567,7 @@ def _indexed_start(pattern, group: int | str, instrument) -> list[float]:
     put in the order of the group's standard setting, judged by its reflection conditions)."""
     from powdersym.refine import SpaceGroupSetting, index_pattern
     from powdersym.refine.extinction import setting_lattice
-    from powdersym.refine.index import SPACE_GROUP_RANGES, instrument_doublet
+    from powdersym.refine.index import SPACE_GROUP_RANGES, instrument_doublet, with_article
 
     found = index_pattern(pattern, doublet=instrument_doublet(instrument) if pattern.unit == "two_theta" else None)
     if found is None:
@@ -575,7 +575,7 @@ def _indexed_start(pattern, group: int | str, instrument) -> list[float]:
     setting = SpaceGroupSetting.from_key(group)
     low, high = SPACE_GROUP_RANGES[found.system]
     if not low <= setting.number <= high:
-        raise ValueError(f"the peaks index {'an' if found.system == 'orthorhombic' else 'a'} {found.system} cell ({found}), which space group {setting.symbol} cannot have; give --cell")
+        raise ValueError(f"the peaks index {with_article(found.system)} cell ({found}), which space group {setting.symbol} cannot have; give --cell")
     typer.echo(f"starting from the {found}", err=True)
     return list(setting_lattice(found, setting.number))
 

@@ -3,9 +3,10 @@ space group (230) probabilities, calibrated by the model's temperature and turne
 balance the model was trained on to the space-group frequencies of known crystals (`prior="known"`, the default; a
 sample is far likelier P2_1/c than P4_22_12), summed into Bravais lattice, crystal system and extinction group; a
 lattice estimate; and an 'uncertain' flag below the model's refusal threshold (chosen on validation data, Vecsei
-et al.'s refusal). Where the peak positions index a cubic, tetragonal or hexagonal cell (`refine.index`: de Wolff's
-M20 >= 20), only the space groups of that lattice keep their probability and the cell replaces the network's
-lattice estimate (`index=False` turns this off).
+et al.'s refusal). Where the peak positions index a cubic, tetragonal, hexagonal or orthorhombic cell
+(`refine.index`: de Wolff's M20 >= 20), only the space groups of that lattice keep their probability, those whose
+systematic absences forbid an indexed line are down-weighted (`refine.extinction`), and the cell replaces the
+network's lattice estimate (`index=False` turns this off).
 
     from powdersym.predict import Predictor
     predictor = Predictor.for_instrument("xray-cuka")
@@ -27,6 +28,7 @@ import torch
 from powdersym.models.saved import ModelFileError, SavedModel, load_model
 from powdersym.refine.extinction import PENALTY as ABSENCE_PENALTY
 from powdersym.refine.index import SYSTEMS as INDEX_SYSTEMS
+from powdersym.refine.index import cell_edges, with_article
 from powdersym.simulate.instruments import Instrument
 
 WEIGHTS = Path(__file__).parent / "models" / "weights"
@@ -123,10 +125,8 @@ class Prediction:
                      f"({self.bravais[1]:.0%}), extinction group {self.extinction_group[0]} ({self.extinction_group[1]:.0%})")  # fmt: skip
         if self.indexed is not None:
             cell = self.indexed
-            axes = {"cubic": "a", "orthorhombic": "abc"}.get(cell["system"], "ac")
-            lengths = " ".join(f"{axis} {cell[axis]:.4f}" for axis in axes) + " Å"
-            article = "an" if cell["system"] == "orthorhombic" else "a"
-            lines.append(f"  peak positions index {article} {cell['system']} lattice: {lengths}, M20 {cell['m20']:.0f}, "
+            lengths = cell_edges(cell["system"], cell["a"], cell["b"], cell["c"])
+            lines.append(f"  peak positions index {with_article(cell['system'])} lattice: {lengths}, M20 {cell['m20']:.0f}, "
                          f"{cell['n_indexed']} of {cell['n_lines']} lines; only its space groups are kept")
             if cell.get("groups_ruled_out"):
                 lines.append(f"  systematic absences: {cell['groups_ruled_out']} of its groups forbid an indexed line "
@@ -298,7 +298,8 @@ class Predictor:
         if not np.isfinite(patterns).all():
             raise ValueError("patterns contain NaN or infinite values")
         logits, lattice = self.logits(patterns)
-        forbidden = [None if c is None else forbidden_lines(c) for c in cells] if cells else None
+        use_absences = self.absence_penalty < 1
+        forbidden = [None if c is None or not use_absences else forbidden_lines(c) for c in cells] if cells else None
         probs = restrict_to_cells(self.probabilities(logits), cells, forbidden, self.absence_penalty)  # [N, 230]
         derived = {to: marginalise(probs, to) for to in ("bravais", "crystal_system", "extinction_group")}
         names = {to: class_names(to) for to in derived}
@@ -319,8 +320,8 @@ class Predictor:
                          None if lattice is None else tuple(round(float(v), 4) for v in constrain_lattice(lattice[i], system))),
                 certainty=float(probs[i, order[0]]), uncertain=bool(probs[i, order[0]] < self.threshold),
                 threshold=self.threshold, coverage=1.0 if coverage is None else float(coverage[i]), model=self.name,
-                prior=self.prior_used, indexed=None if forbidden is None or forbidden[i] is None else
-                cells[i].to_dict() | ({"groups_ruled_out": int((forbidden[i] > 0).sum())} if self.absence_penalty < 1 else {}),
+                prior=self.prior_used, indexed=None if not cells or cells[i] is None else
+                cells[i].to_dict() | ({} if forbidden[i] is None else {"groups_ruled_out": int((forbidden[i] > 0).sum())}),
             ))  # fmt: skip
         return out
 

@@ -95,8 +95,12 @@ def setting_lattice(cell: IndexedCell, number: int) -> tuple[float, ...]:
 
 def absence_weights(cell: IndexedCell | None, count: np.ndarray | None = None, penalty: float = PENALTY) -> np.ndarray:
     """float [230]: the factor each group's probability takes from the indexed lines: penalty ** (lines it
-    forbids) inside the indexed lattice, 0 outside it; all 1 without a cell. count: `forbidden_lines(cell)`."""
+    forbids) inside the indexed lattice, 0 outside it; all 1 without a cell. count: `forbidden_lines(cell)`
+    (computed here when needed; penalty 1 needs only the lattice)."""
     if cell is None:
         return np.ones(230)
+    if count is None and penalty >= 1:
+        low, high = SPACE_GROUP_RANGES[cell.system]
+        return np.where((np.arange(1, 231) >= low) & (np.arange(1, 231) <= high), 1.0, 0.0)
     count = forbidden_lines(cell) if count is None else count
     return np.where(count < 0, 0.0, penalty ** np.clip(count, 0, None))

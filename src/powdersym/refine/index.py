@@ -124,9 +124,19 @@ class IndexedCell:
                 "n_calculated": self.n_calculated}  # fmt: skip
 
     def __str__(self) -> str:
-        cell = (f"a {self.a:.4f} Å" if self.system == "cubic" else f"a {self.a:.4f} b {self.b:.4f} c {self.c:.4f} Å"
-                if self.b is not None else f"a {self.a:.4f} c {self.c:.4f} Å")
-        return f"indexed {self.system}: {cell}, M20 {self.m20:.0f}, {self.n_indexed} of {self.n_lines} lines"
+        edges = cell_edges(self.system, *self.lattice()[:3])
+        return f"indexed {self.system}: {edges}, M20 {self.m20:.0f}, {self.n_indexed} of {self.n_lines} lines"
+
+
+def cell_edges(system: str, a: float, b: float, c: float) -> str:
+    """The free edges of a cell of this system, as printed: 'a 5.6400 Å', 'a 3.2500 c 5.2070 Å', 'a .. b .. c .. Å'."""
+    values = {"a": a, "b": b, "c": c}
+    return " ".join(f"{axis} {values[axis]:.4f}" for axis in {"cubic": "a", "orthorhombic": "abc"}.get(system, "ac")) + " Å"
+
+
+def with_article(system: str) -> str:
+    """'a cubic', 'an orthorhombic'."""
+    return f"{'an' if system[0] in 'aeiou' else 'a'} {system}"
 
 
 def find_peaks(
