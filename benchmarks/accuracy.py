@@ -55,10 +55,10 @@ def _load_set(set_name: str, device: str) -> EvaluationSet:
 
 
 @cache
-def _cells(set_name: str, device: str, instrument: str, systems: tuple[str, ...] = SYSTEMS) -> tuple:
+def _cells(set_name: str, device: str, instrument: str, systems: tuple[str, ...] = SYSTEMS, denoise: bool = True) -> tuple:
     """The indexed cell (or None) of every pattern of a set, as `powdersym predict` finds them (once per set)."""
     data = _load_set(set_name, device)
-    predictor = Predictor.for_instrument(instrument, index_systems=systems)
+    predictor = Predictor.for_instrument(instrument, index_systems=systems, index_denoise=denoise)
     return tuple(predictor.index_patterns(data.patterns)) if data.patterns else ()
 
 
@@ -71,12 +71,13 @@ def model_for(instrument: str, device: str = "cpu", weights: str | None = None, 
 
 def evaluate(
     set_name: str, instrument: str, device: str = "cpu", weights: str | None = None, prior: str = "known",
-    systems: tuple[str, ...] = SYSTEMS, penalty: float = PENALTY,
+    systems: tuple[str, ...] = SYSTEMS, penalty: float = PENALTY, denoise: bool = True,
 ) -> tuple[dict, EvaluationSet, np.ndarray]:
     """(summary row, the set, calibrated probabilities [N, 230] under `prior`, as `powdersym predict`); weights: a
     folder of candidate models (INSTRUMENT/model.safetensors) to use instead of the shipped ones; systems: the
     cells indexed (restricting to their lattices as `predict` does; none: the network alone); penalty: the factor
-    per indexed line a group's systematic absences forbid (1: absences ignored)."""
+    per indexed line a group's systematic absences forbid (1: absences ignored); denoise: noisy patterns without a
+    cell indexed again from a smoothed copy."""
     start = time.perf_counter()
     data = _load_set(set_name, device)
     loading = time.perf_counter() - start
@@ -85,7 +86,7 @@ def evaluate(
     logits, _ = predictor.logits(data.model_inputs(predictor))
     seconds = time.perf_counter() - start
     probs = predictor.probabilities(logits)
-    cells = _cells(set_name, device, instrument, systems) if systems else ()
+    cells = _cells(set_name, device, instrument, systems, denoise) if systems else ()
     probs = restrict_to_cells(probs, list(cells), penalty=penalty)
     labels = data.space_group - 1
     row = {"set": set_name, "model": instrument, "prior": predictor.prior_used, "indexed": sum(c is not None for c in cells), "n": len(labels), "distinct_groups": int(len(np.unique(labels))),

@@ -127,7 +127,8 @@ class Prediction:
             cell = self.indexed
             lengths = cell_edges(cell["system"], cell["a"], cell["b"], cell["c"])
             lines.append(f"  peak positions index {with_article(cell['system'])} lattice: {lengths}, M20 {cell['m20']:.0f}, "
-                         f"{cell['n_indexed']} of {cell['n_lines']} lines; only its space groups are kept")
+                         f"{cell['n_indexed']} of {cell['n_lines']} lines"
+                         f"{' (of the smoothed pattern: noisy data)' if cell.get('denoised') else ''}; only its space groups are kept")
             if cell.get("groups_ruled_out"):
                 lines.append(f"  systematic absences: {cell['groups_ruled_out']} of its groups forbid an indexed line "
                              "and are down-weighted")
@@ -190,6 +191,7 @@ class Predictor:
     prior: str = "known"  # known: frequencies of known crystals; trained: the class balance of training
     index: bool = True  # restrict to the lattice of an indexed cell (refine.index)
     index_systems: tuple[str, ...] = INDEX_SYSTEMS  # the cells searched
+    index_denoise: bool = True  # index noisy patterns that give no cell again from a smoothed copy (refine.index)
     absence_penalty: float = ABSENCE_PENALTY  # factor per indexed line a group forbids (1: absences ignored)
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -263,7 +265,8 @@ class Predictor:
         if not self.index:
             return [None for _ in patterns]
         instrument = self.instrument  # built from the model's JSON: once, not per pattern
-        return [index_pattern(p, doublet=self.doublet_of(p, instrument), systems=self.index_systems) for p in patterns]
+        return [index_pattern(p, doublet=self.doublet_of(p, instrument), systems=self.index_systems, denoise=self.index_denoise)
+                for p in patterns]
 
     def grid_positions(self, d: np.ndarray) -> np.ndarray:
         """Positions on the model's grid of lines of d-spacings d (Å; the first wavelength), those on the grid only."""

@@ -3,6 +3,7 @@ whose refined cells are published, and the restriction `powdersym predict` appli
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ from powdersym.io import MeasuredPattern, read_pattern
 from powdersym.predict import Predictor, restrict_to_cells
 from powdersym.refine import IndexedCell, find_peaks, index_cells, index_pattern
 from powdersym.refine.extinction import forbidden_lines
-from powdersym.refine.index import HIGH_SYMMETRY, SYSTEMS, allowed_unindexed, choose_cell
+from powdersym.evaluate.sets import load_evaluation_set
+from powdersym.refine.index import HIGH_SYMMETRY, SYSTEMS, allowed_unindexed, choose_cell, denoised
 from powdersym.simulate import preset, simulate
 from powdersym.structures import read_structure
 from powdersym.structures.crystal import Crystal
@@ -225,6 +227,37 @@ def test_measured_orthorhombic_cell(shared_data: Path) -> None:
     assert restricted.crystal_system[0] == "orthorhombic" and all(16 <= n <= 74 for n, _, _ in restricted.space_groups)
     assert restricted.indexed["groups_ruled_out"] == (count > 0).sum()
     assert "index an orthorhombic lattice: a 5.40" in str(restricted) and f"{(count > 0).sum()} of its groups" in str(restricted)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_noisy_pattern_indexes_from_its_smoothed_copy(seed: int) -> None:
+    """NaCl under white noise of 3 % of the strongest line (like a third of RRUFF's patterns, background subtracted):
+    noise maxima pass the 5 % line threshold and nothing indexes, until the lines are found on the denoised copy."""
+    number, cell, sites, _, _ = HIGH_SYMMETRY_CASES["NaCl (cubic F)"]
+    clean = simulated(site_crystal(number, cell, sites))
+    assert denoised(clean) is None  # Poisson noise of 5,000 counts stays below the threshold: nothing is smoothed
+    y = 1000 * (clean.y - clean.y.min()) / np.ptp(clean.y)
+    noisy = replace(clean, y=np.clip(y + np.random.default_rng(seed).normal(0, 30, len(y)), 0, None))
+    assert index_pattern(noisy, denoise=False) is None
+    found = index_pattern(noisy)
+    assert found is not None and found.system == "cubic" and found.denoised, str(found)
+    assert abs(found.a / cell[0] - 1) < 1e-3 and found.to_dict()["denoised"]
+
+
+def test_noisy_measurement_gives_the_cell_of_a_clean_one(shared_data: Path) -> None:
+    """RRUFF measured one Pnma mineral (olivine type) several times, files 337-342 (specimens, so the clean files'
+    cells spread over 0.5 %). The noisy 342 indexes only from its denoised copy, to the cell of the clean 338 within
+    1 %."""
+    data = load_evaluation_set("rruff")
+    clean, noisy = (data.patterns[data.names.index(f"rruff:{n}.npy")] for n in (338, 342))
+    doublet = Predictor.for_instrument("xray-cuka").doublet_of(clean)
+    reference = index_pattern(clean, doublet=doublet)
+    assert reference is not None and reference.system == "orthorhombic" and not reference.denoised
+    assert index_pattern(noisy, doublet=doublet, denoise=False) is None
+    found = index_pattern(noisy, doublet=doublet)
+    assert found is not None and found.system == "orthorhombic" and found.denoised, str(found)
+    assert np.abs(np.array(found.lattice()[:3]) / np.array(reference.lattice()[:3]) - 1).max() < 1e-2, str(found)
+    assert "of the smoothed pattern: noisy data" in str(Predictor.for_instrument("xray-cuka").predict_patterns([noisy])[0])
 
 
 def test_predict_reports_the_cell_and_keeps_its_groups(fluorapatite) -> None:
