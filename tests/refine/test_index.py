@@ -88,6 +88,17 @@ def test_zero_shift_is_fitted() -> None:
     assert np.abs(np.array(found.lattice()[:3]) / np.array(cell[:3]) - 1).max() < 3e-4
 
 
+def test_large_zero_shift_of_a_measured_cubic_pattern(shared_data: Path) -> None:
+    """LBCO (Pm-3m) on HRPT, whose 2theta offset is about 0.6 deg (the folder's metadata.csv): 14 lines, no (100).
+    Trial cells from one line miss it and a tetragonal sub-cell (a / sqrt 2, a) absorbed the shift; trials from two
+    lines with a zero shift give the cubic cell of lbco.cif (a 3.88(1) Å)."""
+    folder = shared_data / "measured/easydiffraction/diffraction-lib_validators-branch/tutorials/data"
+    found = index_pattern(read_pattern(folder / "hrpt_lbco.xye", wavelength=1.494))
+    assert found is not None and found.system == "cubic", str(found)
+    assert found.a == pytest.approx(list(read_structure(folder / "lbco.cif").lattice)[0], abs=0.01)
+    assert found.zero == pytest.approx(0.6, abs=0.1)
+
+
 @pytest.mark.parametrize("number, cell, systems", [
     (14, [5.30, 6.10, 7.20, 90, 104.5, 90], SYSTEMS),
     (62, [8.48, 5.40, 6.96, 90, 90, 90], HIGH_SYMMETRY),
@@ -170,6 +181,10 @@ def test_choice_between_systems() -> None:
     assert choose_cell({"cubic": _cell("cubic", 500, 10, n_lines=10, n_calculated=80)}) is None
     assert choose_cell({"cubic": _cell("cubic", 500, 10, n_lines=10, n_calculated=50)}).system == "cubic"
     assert choose_cell({"cubic": _cell("cubic", 40, 10, n_lines=10, n_calculated=50)}) is None  # few lines: M20 >= 50
+    # two or three parameters from 12-15 lines: M20 >= 100
+    assert choose_cell({"orthorhombic": _cell("orthorhombic", 90, 14, n_lines=14, n_calculated=60)}) is None
+    assert choose_cell({"orthorhombic": _cell("orthorhombic", 110, 14, n_lines=14, n_calculated=60)}).system == "orthorhombic"
+    assert choose_cell({"tetragonal": _cell("tetragonal", 500, 11, n_lines=11, n_calculated=30)}) is None
 
 
 def test_restriction_keeps_only_the_indexed_lattice() -> None:

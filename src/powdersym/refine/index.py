@@ -19,7 +19,7 @@ exhaustively:
 
 `index_pattern(pattern)` returns the cell a crystallographer would accept (`choose_cell`: M20 >= 20, at most 6
 calculated lines per indexed one, no unindexed line among 7 or fewer, one among 8-11, two among more; M20 >= 50
-from fewer than 12 lines; a cell of two or three parameters only from >= 16 lines; of the cells indexing the most
+from fewer than 12 lines; a cell of two or three parameters only from >= 12 lines, with M20 >= 100 from fewer than 16; of the cells indexing the most
 lines the cubic one when its M20 is within a factor 2 of the best) or None. An orthorhombic cell is searched only
 where no cubic, tetragonal or hexagonal one is accepted: the higher symmetry wins. These limits were set on the
 development RRUFF patterns and the pymatgen-simulated spglib structures (docs/results.md, 2026-12-05 third and
@@ -50,7 +50,8 @@ SPACE_GROUP_RANGES = {"cubic": (195, 230), "tetragonal": (75, 142), "hexagonal":
 MAX_UNINDEXED = 2
 MIN_M20 = 20.0  # de Wolff's M20 a cell needs to be accepted
 MAX_LINE_RATIO = 6.0  # calculated lines per indexed line beyond which a cell is too large to accept
-_MIN_LINES = 16  # observed lines a two-parameter cell needs (choose_cell)
+_MIN_LINES = 12  # observed lines a cell of two or three parameters needs (choose_cell) ...
+_SHORT_LINES, _MIN_M20_SHORT = 16, 100.0  # ... and M20 >= 100 from fewer than 16
 _FIRST_LINES = 6  # lines whose pairs give trial cells ...
 _ANCHOR_LINES = 2  # ... when one of the two is among the first 2
 # trial cells are ranked (single precision, twice the tolerance, no zero shift yet) on the first 5 lines, the best
@@ -390,6 +391,24 @@ def _trial_cells(q: torch.Tensor, forms: torch.Tensor, system: str) -> torch.Ten
     return cells[torch.as_tensor(first)]
 
 
+def _with_zero_trials(cells, zero, q0, slope, max_zero: float):
+    """Cubic trial cells plus those that put two of the first three lines on two lines M <= 20 with a zero shift
+    (|zero| <= max_zero): a shift large against the line widths (LBCO on HRPT) leaves one-line trials too far off
+    for the first lines to index, and then a tetragonal sub-cell that absorbs it wins."""
+    values = torch.as_tensor(lattice_integers("cubic", 5), dtype=torch.float64)
+    values = values[values <= 20]
+    i, j = torch.triu_indices(min(3, len(q0)), min(3, len(q0)), 1)
+    mi, mj = torch.meshgrid(values, values, indexing="ij")
+    mi, mj = mi.reshape(-1)[mi.reshape(-1) < mj.reshape(-1)], mj.reshape(-1)[mi.reshape(-1) < mj.reshape(-1)]
+    # q0 = M A + slope z for both lines: [pairs, M pairs]
+    si, sj, qi, qj = (v[:, None] for v in (slope[i], slope[j], q0[i], q0[j]))
+    det = mi * sj - mj * si
+    a = (qi * sj - qj * si) / det
+    z = (mi * qj - mj * qi) / det
+    ok = (det.abs() > 0) & (z.abs() <= max_zero) & (a > 1 / 40**2) & (a < 1 / 2**2)
+    return torch.cat([cells, a[ok][:, None]]), torch.cat([zero, z[ok]])
+
+
 def _orthorhombic_trials(q: torch.Tensor, forms: torch.Tensor) -> torch.Tensor:
     """(1/a^2, 1/b^2, 1/c^2) [K, 3], a <= b <= c between 2 and 30 Å, that put three of the first lines (one of the
     first two among them) on three small-index lines. Index triples that differ by a permutation of the axes give
@@ -511,18 +530,23 @@ def _index_system(peaks: PeakPositions, system: str) -> IndexedCell | None:
     cells = _trial_cells(q0, _small_forms(system), system)
     if len(cells) == 0:
         return None
+    zero = torch.zeros(len(cells), dtype=torch.float64)
+    fit_zero = peaks.max_zero > 0
+    if system == "cubic" and fit_zero:
+        cells, zero = _with_zero_trials(cells, zero, q0, slope, peaks.max_zero)
     for lines, keep in _COARSE_3 if system == "orthorhombic" else _COARSE:
         m = min(lines, len(q0))
         q, g, tol = (v[:m].float() for v in (q0, slope, tol_q))
         if cells.shape[1] >= 2:  # chunks of similar cells: each scores only the indices its own cells reach
-            cells = cells[torch.argsort(cells[:, 0] * cells[:, 1] if system == "orthorhombic" else cells[:, 1], descending=True)]
+            order = torch.argsort(cells[:, 0] * cells[:, 1] if system == "orthorhombic" else cells[:, 1], descending=True)
+            cells, zero = cells[order], zero[order]
         scores = []
-        for part in cells.float().split(_CHUNK):
-            indexed, misfit, _, n_calc = _score(part, torch.zeros(len(part)), system, q, g, 2 * tol)
-            scores.append(_m20(indexed, misfit, n_calc, q.max().expand(len(part)), unindexed=MAX_UNINDEXED))
-        cells = cells[torch.topk(torch.cat(scores), min(keep, len(cells))).indices]
-    zero = torch.zeros(len(cells), dtype=torch.float64)
-    fit_zero = peaks.max_zero > 0
+        for part, part_zero in zip(cells.float().split(_CHUNK), zero.float().split(_CHUNK)):
+            indexed, misfit, _, n_calc = _score(part, part_zero, system, q, g, 2 * tol)
+            q_max = (q[None, :] - g[None, :] * part_zero[:, None]).max(1).values
+            scores.append(_m20(indexed, misfit, n_calc, q_max, unindexed=MAX_UNINDEXED))
+        best = torch.topk(torch.cat(scores), min(keep, len(cells))).indices
+        cells, zero = cells[best], zero[best]
     for widen in (2, 2, 1):
         cells, zero = _least_squares(cells, zero, system, q0, slope, widen * tol_q, fit_zero)
         zero = zero.clamp(-peaks.max_zero, peaks.max_zero)
@@ -545,14 +569,16 @@ def _index_system(peaks: PeakPositions, system: str) -> IndexedCell | None:
 def choose_cell(
     cells: dict[str, IndexedCell | None], min_m20: float = MIN_M20, min_lines: int = _MIN_LINES, min_cubic_lines: int = 6,
     max_line_ratio: float = MAX_LINE_RATIO, symmetry_factor: float = 0.5, few_lines: int = 12, min_m20_few: float = 50.0,
+    short_lines: int = _SHORT_LINES, min_m20_short: float = _MIN_M20_SHORT,
 ) -> IndexedCell | None:
     """The cell a crystallographer would accept, or None.
 
     A cell qualifies with M20 >= min_m20 (>= min_m20_few from fewer than `few_lines` lines; `index_cells` sets M20
     to 0 when more lines are unindexed than `allowed_unindexed`), at most `max_line_ratio` calculated lines per indexed one (a cell that predicts far more
-    lines than are seen is too large), at least `min_lines` observed lines for a two-parameter cell (with fewer,
-    some large cell fits them; on RRUFF 12 instead of 16 accepted 2 more right cells and 3 more wrong ones) and
-    `min_cubic_lines` indexed for a cubic one. Of those, the cells that index the most lines compete: the cubic one
+    lines than are seen is too large), at least `min_lines` observed lines for a cell of two or three parameters
+    (with fewer, some large cell fits them) and M20 >= min_m20_short from fewer than `short_lines` (12-15 lines at
+    M20 >= 20 accepted 2 more wrong cells than right ones on RRUFF; at M20 >= 100 they add 43 right and 3 wrong cells
+    on the pymatgen X-ray set and none on RRUFF), and `min_cubic_lines` indexed for a cubic one. Of those, the cells that index the most lines compete: the cubic one
     when its M20 is within `symmetry_factor` of the best (a cubic pattern also indexes, less well, as tetragonal),
     else the best M20.
     """
@@ -560,7 +586,8 @@ def choose_cell(
         cell for system, cell in cells.items()
         if cell is not None and cell.m20 >= (min_m20 if cell.n_lines >= few_lines else max(min_m20, min_m20_few))
         and cell.n_calculated <= max_line_ratio * cell.n_indexed
-        and (cell.n_indexed >= min_cubic_lines if system == "cubic" else cell.n_lines >= min_lines)
+        and (cell.n_indexed >= min_cubic_lines if system == "cubic" else cell.n_lines >= min_lines
+             and (cell.n_lines >= short_lines or cell.m20 >= min_m20_short))
     ]  # fmt: skip
     if not accepted:
         return None
