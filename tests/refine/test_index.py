@@ -259,6 +259,17 @@ def test_noisy_pattern_indexes_from_its_smoothed_copy(seed: int) -> None:
     assert abs(found.a / cell[0] - 1) < 1e-3 and found.to_dict()["denoised"]
 
 
+@pytest.mark.parametrize("amplitude", [0.1, 1.0])
+def test_steep_background_at_the_first_point_is_not_a_line(amplitude: float) -> None:
+    """A background falling steeply from the first point (HB2A's Er2Ge2O7 pattern; the SNIP cannot follow it) left
+    a maximum at the edge that was taken for a line at d = 17 Å. The first line of NaCl is (111) at 3.256 Å."""
+    number, cell, sites, _, _ = HIGH_SYMMETRY_CASES["NaCl (cubic F)"]
+    clean = simulated(site_crystal(number, cell, sites))
+    y = clean.y + amplitude * clean.y.max() * np.exp(-(clean.x - clean.x[0]) / 0.5)
+    peaks = find_peaks(replace(clean, y=y))
+    assert peaks.d[0] == pytest.approx(cell[0] / np.sqrt(3), rel=1e-3)
+
+
 def test_noisy_measurement_gives_the_cell_of_a_clean_one(shared_data: Path) -> None:
     """RRUFF measured one Pnma mineral (olivine type) several times, files 337-342 (specimens, so the clean files'
     cells spread over 0.5 %). The noisy 342 indexes only from its denoised copy, to the cell of the clean 338 within

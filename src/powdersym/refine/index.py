@@ -168,6 +168,9 @@ def find_peaks(
     padded = np.pad(signal, half, mode="constant", constant_values=-np.inf)
     window = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1).max(axis=1)
     candidates = np.flatnonzero((signal >= window) & (signal > threshold))
+    # a maximum within half a line width of either end has no flank there: a background the SNIP could not follow
+    # down a steep edge (HB2A's first points), or a line cut off, whose position is unknown
+    candidates = candidates[(candidates >= half) & (candidates < n - half)]
     # one maximum per peak: a flat top (rounded counts) or a shoulder within one FWHM is the same line
     keep: list[int] = []
     for k in candidates:
