@@ -11,16 +11,17 @@ exhaustively:
    the line threshold (a third of RRUFF's patterns), the lines are found again on a copy smoothed over a peak width
    with everything below 5 local noise sigmas removed (`denoised`).
 2. Trial cells from every pair of the first lines given every pair of small indices (one line and one index for
-   cubic cells; three lines and three index triples, indices 0-2, for orthorhombic ones), scored on the first
-   lines, the best refined by weighted least squares with a zero shift.
+   cubic cells, and two lines with a zero shift; three lines and three index triples, indices 0-2, for
+   orthorhombic ones), scored on the first lines, the best refined by weighted least squares with a zero shift.
 3. de Wolff's figure of merit M20 = Q20 / (2 <dQ> N20) (J. Appl. Cryst. 1, 108, 1968; Q = 1/d^2, <dQ> the mean
    misfit of the indexed lines, N20 the distinct lines the cell predicts up to the last observed one): large cells
    index anything but predict many lines and score low.
 
 `index_pattern(pattern)` returns the cell a crystallographer would accept (`choose_cell`: M20 >= 20, at most 6
 calculated lines per indexed one, no unindexed line among 7 or fewer, one among 8-11, two among more; M20 >= 50
-from fewer than 12 lines; a cell of two or three parameters only from >= 12 lines, with M20 >= 100 from fewer than 16; of the cells indexing the most
-lines the cubic one when its M20 is within a factor 2 of the best) or None. An orthorhombic cell is searched only
+from fewer than 12 lines; a cell of two or three parameters only from >= 12 lines, with M20 >= 100 from fewer
+than 16; of the cells indexing the most lines the cubic one when its M20 is within a factor 2 of the best) or
+None. An orthorhombic cell is searched only
 where no cubic, tetragonal or hexagonal one is accepted: the higher symmetry wins. These limits were set on the
 development RRUFF patterns and the pymatgen-simulated spglib structures (docs/results.md, 2026-12-05 third to
 fifth sessions): on RRUFF they accept 65 cells, 58 of the right lattice. A hexagonal cell says "hexagonal
