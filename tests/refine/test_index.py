@@ -270,10 +270,11 @@ def test_steep_background_at_the_first_point_is_not_a_line(amplitude: float) -> 
     assert peaks.d[0] == pytest.approx(cell[0] / np.sqrt(3), rel=1e-3)
 
 
-def test_noisy_measurement_gives_the_cell_of_a_clean_one(shared_data: Path) -> None:
+def test_noisy_measurement_gives_the_cell_of_a_clean_one(shared_data: Path, monkeypatch) -> None:
     """RRUFF measured one Pnma mineral (olivine type) several times, files 337-342 (specimens, so the clean files'
     cells spread over 0.5 %). The noisy 342 indexes only from its denoised copy, to the cell of the clean 338 within
     1 %."""
+    monkeypatch.setenv("POWDERSYM_SHARED_DATA", str(shared_data))  # an installed package does not sit beside it
     data = load_evaluation_set("rruff")
     clean, noisy = (data.patterns[data.names.index(f"rruff:{n}.npy")] for n in (338, 342))
     doublet = Predictor.for_instrument("xray-cuka").doublet_of(clean)
