@@ -76,8 +76,8 @@ def evaluate(
     """(summary row, the set, calibrated probabilities [N, 230] under `prior`, as `powdersym predict`); weights: a
     folder of candidate models (INSTRUMENT/model.safetensors) to use instead of the shipped ones; systems: the
     cells indexed (restricting to their lattices as `predict` does; none: the network alone); penalty: the factor
-    per indexed line a group's systematic absences forbid (1: absences ignored); denoise: noisy patterns without a
-    cell indexed again from a smoothed copy."""
+    per indexed line a group's systematic absences forbid (1: absences ignored); denoise: noisy patterns indexed
+    from a smoothed copy."""
     start = time.perf_counter()
     data = _load_set(set_name, device)
     loading = time.perf_counter() - start

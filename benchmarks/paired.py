@@ -11,7 +11,7 @@ paired_cluster_p`): McNemar's test takes related patterns as independent evidenc
     python benchmarks/paired.py --index-effect                       # shipped model: network alone vs + indexing
     python benchmarks/paired.py --index-effect high                  # ... cubic/tetragonal/hexagonal cells only
     python benchmarks/paired.py --index-effect absences              # ... all cells, systematic absences ignored
-    python benchmarks/paired.py --index-effect denoise               # ... noisy patterns not indexed a second time
+    python benchmarks/paired.py --index-effect denoise               # ... noisy patterns indexed as they are
 
 Metrics: space group top-1 and top-5 (230 classes), crystal system and Bravais lattice (probabilities summed from
 the space groups), each under the class priors asked for (see benchmarks/accuracy.py).
@@ -49,7 +49,7 @@ def main() -> None:
                         help="one model, candidate indexing the peak positions as predict does; baseline without indexing "
                              "(off, the default), indexing cubic, tetragonal and hexagonal cells only, without absences "
                              "(high: predict before orthorhombic cells), all cells without absences (absences), or all cells "
-                             "without indexing noisy patterns again from a smoothed copy (denoise)")
+                             "with noisy patterns indexed as they are, not from a smoothed copy (denoise)")
     args = parser.parse_args()
     if args.index_effect:
         args.baseline = args.weights

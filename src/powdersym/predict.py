@@ -191,7 +191,7 @@ class Predictor:
     prior: str = "known"  # known: frequencies of known crystals; trained: the class balance of training
     index: bool = True  # restrict to the lattice of an indexed cell (refine.index)
     index_systems: tuple[str, ...] = INDEX_SYSTEMS  # the cells searched
-    index_denoise: bool = True  # index noisy patterns that give no cell again from a smoothed copy (refine.index)
+    index_denoise: bool = True  # index noisy patterns from a smoothed copy (refine.index.denoised)
     absence_penalty: float = ABSENCE_PENALTY  # factor per indexed line a group forbids (1: absences ignored)
     extras: dict[str, Any] = field(default_factory=dict)
 

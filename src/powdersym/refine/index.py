@@ -7,9 +7,9 @@ exhaustively:
 
 1. `find_peaks`: the first (largest-d) lines above `threshold` of the strongest, after a SNIP background; positions
    from a quadratic fit to each peak's top, K-alpha2 companions dropped when the pattern has a doublet, and so are
-   ripples on the flanks of a line ten times stronger. Where no cell is accepted and the counting noise reaches
-   the line threshold (a third of RRUFF's patterns), the lines are found again on a copy smoothed over a peak width
-   with everything below 5 local noise sigmas removed (`denoised`).
+   ripples on the flanks of a line ten times stronger. Where the counting noise reaches the line threshold (a
+   third of RRUFF's patterns), the lines are found on a copy smoothed over a peak width with everything below 5
+   local noise sigmas removed (`denoised`).
 2. Trial cells from every pair of the first lines given every pair of small indices (one line and one index for
    cubic cells, and two lines with a zero shift; three lines and three index triples, indices 0-2, for
    orthorhombic ones), scored on the first lines, the best refined by weighted least squares with a zero shift.
@@ -609,14 +609,14 @@ def index_pattern(
 ) -> IndexedCell | None:
     """The accepted cell of a measured pattern, or None (see the module docstring). An orthorhombic cell is searched
     only where no cubic, tetragonal or hexagonal one is accepted. `threshold`: the weakest line used, relative to
-    the strongest (lower it only for clean data: on RRUFF 0.02 picked up noise). Where no cell is accepted and the
-    pattern is noisy, the lines of its `denoised` copy are tried (`denoise=False`: not)."""
-    found = _index_peaks(find_peaks(pattern, threshold=threshold, doublet=doublet), systems, choose)
-    quiet = denoised(pattern, threshold) if found is None and denoise else None
-    if quiet is not None:  # on RRUFF: 11 more cells of the right lattice, 2 of a wrong one
-        found = _index_peaks(find_peaks(quiet, threshold=threshold, doublet=doublet), systems, choose)
-        found = None if found is None else replace(found, denoised=True)
-    return found
+    the strongest (lower it only for clean data: on RRUFF 0.02 picked up noise). A pattern whose noise reaches the
+    threshold is indexed from its `denoised` copy (`denoise=False`: as it is)."""
+    quiet = denoised(pattern, threshold) if denoise else None
+    if quiet is None:
+        return _index_peaks(find_peaks(pattern, threshold=threshold, doublet=doublet), systems, choose)
+    # on RRUFF: 11 more cells of the right lattice, 1 of a wrong one; none of the noisy patterns indexes without it
+    found = _index_peaks(find_peaks(quiet, threshold=threshold, doublet=doublet), systems, choose)
+    return None if found is None else replace(found, denoised=True)
 
 
 def _index_peaks(peaks: PeakPositions, systems: tuple[str, ...], choose: dict) -> IndexedCell | None:
