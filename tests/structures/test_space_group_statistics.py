@@ -48,3 +48,17 @@ def test_tempered_distribution_runs_from_balanced_to_known():
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match="outside"):
             tempered_space_group_distribution(balanced, bad)
+
+
+def test_shipped_site_statistics_are_pyxtal_table():
+    """The package's copy (scripts/export_site_statistics.py) holds every row of pyxtal's spg_num_wps_mp.csv, read
+    here independently, so `predict` needs no pyxtal at run time."""
+    import csv
+    from importlib import resources
+
+    from powdersym.structures.statistics import materials_project_rows
+
+    with resources.files("pyxtal.database").joinpath("spg_num_wps_mp.csv").open() as f:
+        expected = [(int(r["spg"]), int(r["n_atoms"]), [int(i) for i in r["wps"].split("-")], int(r["count"])) for r in csv.DictReader(f)]
+    assert list(materials_project_rows()) == expected
+    assert sum(count for *_, count in expected) == 88_678

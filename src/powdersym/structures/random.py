@@ -536,7 +536,7 @@ _REAL_COMBINATIONS = 512  # most frequent real site combinations kept per group
 
 def real_site_combinations(max_sites: int) -> dict[str, np.ndarray]:
     """Wyckoff site combinations of real materials per group, from the Materials Project statistics shipped with
-    pyxtal (database/spg_num_wps_mp.csv: group, atoms in the conventional cell, pyxtal's Wyckoff indices, number of
+    pyxtal (database/spg_num_wps_mp.csv, a copy in the package: structures.statistics; group, atoms in the conventional cell, pyxtal's Wyckoff indices, number of
     structures; 88,678 structures). Kept: combinations of at most `max_sites` sites with exactly the group's
     symmetry for generic coordinates (the eigensymmetry rule of the site-by-site draw), the 512 most frequent per
     group. Returns sites [231, K, max_sites] (our Wyckoff indices, -1 padded), atoms [231, K] and log_count

@@ -1,25 +1,34 @@
 """How often real crystals take each space group and Wyckoff site combination: the Materials Project statistics
-shipped with pyxtal (database/spg_num_wps_mp.csv, 88,678 structures). Random crystals draw real site combinations
-from it, and `predict` turns a model trained on balanced classes into one for samples of real materials with it."""
+shipped with pyxtal (database/spg_num_wps_mp.csv, 88,678 structures), exported as package data by
+scripts/export_site_statistics.py so that no pyxtal is needed at run time. Random crystals draw real site
+combinations from it, and `predict` turns a model trained on balanced classes into one for samples of real materials
+with it."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from functools import cache
-from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
 N_SPACE_GROUPS = 230
+SITES_FILE = Path(__file__).with_name("data") / "materials_project_sites.npz"
+
+
+@cache
+def _sites_table() -> dict[str, np.ndarray]:
+    with np.load(SITES_FILE, allow_pickle=False) as table:
+        return {name: table[name] for name in table.files}
 
 
 def materials_project_rows() -> Iterator[tuple[int, int, list[int], int]]:
     """(space-group number, atoms in the conventional cell, pyxtal's Wyckoff indices (0 = general position),
     number of structures) for each site combination in the table."""
-    with resources.files("pyxtal.database").joinpath("spg_num_wps_mp.csv").open() as f:
-        for row in csv.DictReader(f):
-            yield int(row["spg"]), int(row["n_atoms"]), [int(i) for i in row["wps"].split("-")], int(row["count"])
+    t = _sites_table()
+    for i in range(len(t["space_group"])):
+        sites = t["sites"][t["offsets"][i] : t["offsets"][i + 1]]
+        yield int(t["space_group"][i]), int(t["n_atoms"][i]), [int(v) for v in sites], int(t["count"][i])
 
 
 @cache
