@@ -37,7 +37,7 @@ from powdersym.evaluate import marginalise, merged_accuracy, refusal_curve, top_
 from powdersym.evaluate.labelsets import derived_index_of_sg
 from powdersym.evaluate.sets import EvaluationSet, load_evaluation_set
 from powdersym.predict import Predictor, restrict_to_cells
-from powdersym.refine.extinction import PENALTY
+from powdersym.refine.extinction import MISSING, PENALTY
 from powdersym.refine.index import SYSTEMS
 from powdersym.symmetry import space_group
 
@@ -71,13 +71,13 @@ def model_for(instrument: str, device: str = "cpu", weights: str | None = None, 
 
 def evaluate(
     set_name: str, instrument: str, device: str = "cpu", weights: str | None = None, prior: str = "known",
-    systems: tuple[str, ...] = SYSTEMS, penalty: float = PENALTY, denoise: bool = True,
+    systems: tuple[str, ...] = SYSTEMS, penalty: float = PENALTY, denoise: bool = True, missing: float = MISSING,
 ) -> tuple[dict, EvaluationSet, np.ndarray]:
     """(summary row, the set, calibrated probabilities [N, 230] under `prior`, as `powdersym predict`); weights: a
     folder of candidate models (INSTRUMENT/model.safetensors) to use instead of the shipped ones; systems: the
     cells indexed (restricting to their lattices as `predict` does; none: the network alone); penalty: the factor
     per indexed line a group's systematic absences forbid (1: absences ignored); denoise: noisy patterns indexed
-    from a smoothed copy."""
+    from a smoothed copy; missing: the factor per line a group allows that the pattern does not show (1: ignored)."""
     start = time.perf_counter()
     data = _load_set(set_name, device)
     loading = time.perf_counter() - start
@@ -87,7 +87,7 @@ def evaluate(
     seconds = time.perf_counter() - start
     probs = predictor.probabilities(logits)
     cells = _cells(set_name, device, instrument, systems, denoise) if systems else ()
-    probs = restrict_to_cells(probs, list(cells), penalty=penalty)
+    probs = restrict_to_cells(probs, list(cells), penalty=penalty, missing=missing)
     labels = data.space_group - 1
     row = {"set": set_name, "model": instrument, "prior": predictor.prior_used, "indexed": sum(c is not None for c in cells), "n": len(labels), "distinct_groups": int(len(np.unique(labels))),
            "skipped": len(data.skipped), "sg_top1": top_k_accuracy(probs, labels, 1), "sg_top5": top_k_accuracy(probs, labels, 5),

@@ -12,6 +12,7 @@ paired_cluster_p`): McNemar's test takes related patterns as independent evidenc
     python benchmarks/paired.py --index-effect high                  # ... cubic/tetragonal/hexagonal cells only
     python benchmarks/paired.py --index-effect absences              # ... all cells, systematic absences ignored
     python benchmarks/paired.py --index-effect denoise               # ... noisy patterns indexed as they are
+    python benchmarks/paired.py --index-effect missing               # ... allowed lines not seen ignored
 
 Metrics: space group top-1 and top-5 (230 classes), crystal system and Bravais lattice (probabilities summed from
 the space groups), each under the class priors asked for (see benchmarks/accuracy.py).
@@ -26,7 +27,7 @@ import numpy as np
 from accuracy import SETS, evaluate  # benchmarks/ is on the path when a benchmark runs as a script
 from powdersym.evaluate import marginalise, mcnemar_p, paired_cluster_p, top_k_hits
 from powdersym.evaluate.labelsets import derived_index_of_sg
-from powdersym.refine.extinction import PENALTY
+from powdersym.refine.extinction import MISSING, PENALTY
 from powdersym.refine.index import HIGH_SYMMETRY, SYSTEMS
 
 
@@ -45,27 +46,31 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["rruff", "spglib-pymatgen-xray"], choices=list(SETS))
     parser.add_argument("--priors", nargs="+", default=["known", "trained"], choices=["known", "trained"])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--index-effect", nargs="?", const="off", choices=["off", "high", "absences", "denoise"],
+    parser.add_argument("--index-effect", nargs="?", const="off", choices=["off", "high", "absences", "denoise", "missing"],
                         help="one model, candidate indexing the peak positions as predict does; baseline without indexing "
                              "(off, the default), indexing cubic, tetragonal and hexagonal cells only, without absences "
                              "(high: predict before orthorhombic cells), all cells without absences (absences), or all cells "
-                             "with noisy patterns indexed as they are, not from a smoothed copy (denoise)")
+                             "with noisy patterns indexed as they are, not from a smoothed copy (denoise), or all cells "
+                             "without counting the lines a group allows that the pattern does not show (missing)")
     args = parser.parse_args()
     if args.index_effect:
         args.baseline = args.weights
     elif args.weights is None:
         parser.error("--weights is required unless --index-effect")
-    baseline_systems = {None: SYSTEMS, "off": (), "high": HIGH_SYMMETRY, "absences": SYSTEMS, "denoise": SYSTEMS}[args.index_effect]
+    baseline_systems = {None: SYSTEMS, "off": (), "high": HIGH_SYMMETRY, "absences": SYSTEMS, "denoise": SYSTEMS,
+                        "missing": SYSTEMS}[args.index_effect]
     penalty = 1.0 if args.index_effect in ("high", "absences") else PENALTY
     denoise = args.index_effect != "denoise"
+    missing = 1.0 if args.index_effect in ("high", "absences", "missing") else MISSING
     print(f"candidate {args.weights or 'shipped'}{' + indexing' if args.index_effect else ''} against {args.baseline or 'shipped'}"
           f"{' indexing ' + (', '.join(baseline_systems) or 'nothing') if args.index_effect else ''}"
-          f"{', absences ignored' if penalty == 1.0 else ''}{', noisy patterns not denoised' if not denoise else ''}")
+          f"{', absences ignored' if penalty == 1.0 else ''}{', noisy patterns not denoised' if not denoise else ''}"
+          f"{', allowed lines not seen ignored' if missing == 1.0 else ''}")
     print("| set | prior | metric | baseline | candidate | only baseline right | only candidate right | McNemar p | p, related patterns counted once |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name in args.sets:
         for prior in args.priors:
-            _, data, base = evaluate(name, SETS[name], args.device, args.baseline, prior, baseline_systems, penalty, denoise)
+            _, data, base = evaluate(name, SETS[name], args.device, args.baseline, prior, baseline_systems, penalty, denoise, missing)
             _, _, cand = evaluate(name, SETS[name], args.device, args.weights, prior)
             a, b = hits(base, data.space_group), hits(cand, data.space_group)
             for metric in a:

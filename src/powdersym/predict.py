@@ -5,8 +5,8 @@ sample is far likelier P2_1/c than P4_22_12), summed into Bravais lattice, cryst
 lattice estimate; and an 'uncertain' flag below the model's refusal threshold (chosen on validation data, Vecsei
 et al.'s refusal). Where the peak positions index a cubic, tetragonal, hexagonal or orthorhombic cell
 (`refine.index`: de Wolff's M20 >= 20), only the space groups of that lattice keep their probability, those whose
-systematic absences forbid an indexed line are down-weighted (`refine.extinction`), and the cell replaces the
-network's lattice estimate (`index=False` turns this off).
+systematic absences forbid an indexed line, or that allow lines the pattern does not show, are down-weighted
+(`refine.extinction`), and the cell replaces the network's lattice estimate (`index=False` turns this off).
 
     from powdersym.predict import Predictor
     predictor = Predictor.for_instrument("xray-cuka")
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from powdersym.models.saved import ModelFileError, SavedModel, load_model
+from powdersym.refine.extinction import MISSING as MISSING_LINE_FACTOR
 from powdersym.refine.extinction import PENALTY as ABSENCE_PENALTY
 from powdersym.refine.index import SYSTEMS as INDEX_SYSTEMS
 from powdersym.refine.index import cell_edges, with_article
@@ -128,7 +129,9 @@ class Prediction:
             lengths = cell_edges(cell["system"], cell["a"], cell["b"], cell["c"])
             lines.append(f"  peak positions index {with_article(cell['system'])} lattice: {lengths}, M20 {cell['m20']:.0f}, "
                          f"{cell['n_indexed']} of {cell['n_lines']} lines"
-                         f"{' (of the smoothed pattern: noisy data)' if cell.get('denoised') else ''}; only its space groups are kept")
+                         f"{' (of the smoothed pattern: noisy data)' if cell.get('denoised') else ''}"
+                         f"{' (' + cell['centring'] + '-centred lines counted)' if cell.get('centring', 'P') != 'P' else ''}"
+                         "; only its space groups are kept")
             if cell.get("groups_ruled_out"):
                 lines.append(f"  systematic absences: {cell['groups_ruled_out']} of its groups forbid an indexed line "
                              "and are down-weighted")
@@ -140,12 +143,13 @@ class Prediction:
         return "\n".join(lines)
 
 
-def restrict_to_cells(probs: np.ndarray, cells: list | None, forbidden: list | None = None,
-                      penalty: float = ABSENCE_PENALTY) -> np.ndarray:
+def restrict_to_cells(probs: np.ndarray, cells: list | None, evidence: list | None = None,
+                      penalty: float = ABSENCE_PENALTY, missing: float = MISSING_LINE_FACTOR) -> np.ndarray:
     """Space-group probabilities [N, 230] with the groups outside each pattern's indexed lattice set to zero, those
-    whose systematic absences forbid indexed lines down-weighted (refine.extinction.absence_weights), and the rest
-    renormalised; rows without a cell (None) unchanged. forbidden: `forbidden_lines` of each cell, if known;
-    penalty: the factor per forbidden line (1: absences ignored)."""
+    whose systematic absences forbid indexed lines, or that allow lines the pattern does not show, down-weighted
+    (refine.extinction.absence_weights), and the rest renormalised; rows without a cell (None) unchanged.
+    evidence: `line_evidence` (forbidden, unseen) of each cell, if known; penalty: the factor per forbidden line
+    (1: absences ignored); missing: the factor per allowed line not seen (1: not counted)."""
     from powdersym.refine.extinction import absence_weights
 
     if not cells:
@@ -153,7 +157,8 @@ def restrict_to_cells(probs: np.ndarray, cells: list | None, forbidden: list | N
     out = probs.copy()
     for i, cell in enumerate(cells):
         if cell is not None:
-            weights = absence_weights(cell, None if forbidden is None else forbidden[i], penalty)
+            forbidden, unseen = (None, None) if evidence is None or evidence[i] is None else evidence[i]
+            weights = absence_weights(cell, forbidden, penalty, unseen, missing)
             kept = out[i] * weights
             out[i] = kept / kept.sum() if kept.sum() > 0 else weights / weights.sum()
     return out
@@ -193,6 +198,7 @@ class Predictor:
     index_systems: tuple[str, ...] = INDEX_SYSTEMS  # the cells searched
     index_denoise: bool = True  # index noisy patterns from a smoothed copy (refine.index.denoised)
     absence_penalty: float = ABSENCE_PENALTY  # factor per indexed line a group forbids (1: absences ignored)
+    missing_line_factor: float = MISSING_LINE_FACTOR  # factor per line a group allows that is not seen (1: ignored)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -292,7 +298,7 @@ class Predictor:
         from powdersym.evaluate import marginalise
         from powdersym.evaluate.labelsets import class_names
         from powdersym.models import LatticeScaler
-        from powdersym.refine.extinction import forbidden_lines
+        from powdersym.refine.extinction import line_evidence
         from powdersym.symmetry import space_group
 
         patterns = np.asarray(patterns, dtype=np.float32)
@@ -301,9 +307,10 @@ class Predictor:
         if not np.isfinite(patterns).all():
             raise ValueError("patterns contain NaN or infinite values")
         logits, lattice = self.logits(patterns)
-        use_absences = self.absence_penalty < 1
-        forbidden = [None if c is None or not use_absences else forbidden_lines(c) for c in cells] if cells else None
-        probs = restrict_to_cells(self.probabilities(logits), cells, forbidden, self.absence_penalty)  # [N, 230]
+        use_absences = self.absence_penalty < 1 or self.missing_line_factor < 1
+        evidence = [None if c is None or not use_absences else line_evidence(c, self.absence_penalty, self.missing_line_factor)
+                    for c in cells] if cells else None  # fmt: skip
+        probs = restrict_to_cells(self.probabilities(logits), cells, evidence, self.absence_penalty, self.missing_line_factor)  # [N, 230]
         derived = {to: marginalise(probs, to) for to in ("bravais", "crystal_system", "extinction_group")}
         names = {to: class_names(to) for to in derived}
         scaler = self.saved.meta.get("lattice_scaler")
@@ -324,7 +331,7 @@ class Predictor:
                 certainty=float(probs[i, order[0]]), uncertain=bool(probs[i, order[0]] < self.threshold),
                 threshold=self.threshold, coverage=1.0 if coverage is None else float(coverage[i]), model=self.name,
                 prior=self.prior_used, indexed=None if not cells or cells[i] is None else
-                cells[i].to_dict() | ({} if forbidden[i] is None else {"groups_ruled_out": int((forbidden[i] > 0).sum())}),
+                cells[i].to_dict() | ({} if evidence[i] is None else {"groups_ruled_out": int((evidence[i][0] > 0).sum())}),
             ))  # fmt: skip
         return out
 

@@ -11,8 +11,9 @@ import pytest
 
 from powdersym.predict import restrict_to_cells
 from powdersym.refine import IndexedCell
-from powdersym.refine.extinction import PENALTY, absence_weights, forbidden_lines, line_reflections
-from powdersym.refine.index import SPACE_GROUP_RANGES
+from powdersym.refine.extinction import (MISSING, PENALTY, absence_weights, forbidden_lines, line_evidence,
+                                         line_reflections, reciprocal_metric)
+from powdersym.refine.index import SPACE_GROUP_RANGES, centring_allows, lattice_integers
 
 
 def cell_with_lines(system: str, a: float, c: float, q: list[float], b: float | None = None) -> IndexedCell:
@@ -87,3 +88,72 @@ def test_predict_down_weights_groups_that_forbid_lines() -> None:
     assert np.isclose(out[0, 225 - 1] / out[0, 221 - 1], PENALTY**2)  # Fm-3m forbids two lines, Pm-3m none
     assert np.array_equal(restrict_to_cells(probs, [cell, None], penalty=1.0)[0, 194:], np.full(36, 1 / 36))
     assert np.array_equal(absence_weights(None), np.ones(230))
+
+
+@pytest.mark.parametrize("centring, number", [("P", 221), ("I", 229), ("F", 225)])
+def test_cubic_centring_lines_agree_with_gemmi(centring: str, number: int) -> None:
+    """M = h^2+k^2+l^2 <= 200 is a line of a centred cubic lattice iff gemmi keeps some reflection with that M in
+    the symmorphic group of the centring (Pm-3m, Im-3m, Fm-3m: no condition but the centring's)."""
+    ops = gemmi.find_spacegroup_by_number(number).operations()
+    values = lattice_integers("cubic", 15)
+    values = values[values <= 200]
+    expected = [any(not ops.is_systematically_absent([h, k, l]) for h in range(15) for k in range(15) for l in range(15)
+                    if h * h + k * k + l * l == m) for m in values]  # fmt: skip
+    assert list(centring_allows(centring, values)) == expected
+
+
+def _gemmi_evidence(number: int, cell: IndexedCell, orders: list) -> tuple[int, int]:
+    """(indexed lines forbidden, allowed lines up to the last indexed one that no indexed line explains) from gemmi's
+    absences, in the axis order with the most weight (PENALTY ** forbidden * MISSING ** unseen)."""
+    ops = gemmi.find_spacegroup_by_number(number).operations()
+    q_lines = np.asarray(cell.q_indexed)
+    g = reciprocal_metric(cell)
+    n = [int(np.ceil(length * np.sqrt(q_lines.max()))) + 1 for length in cell.lattice()[:3]]
+    hkl = np.array([h for h in itertools.product(*[range(-m, m + 1) for m in n]) if any(h)])
+    q = np.einsum("ni,ij,nj->n", hkl, g, hkl)
+    hkl, q = hkl[q <= q_lines.max() * (1 + 1e-9)], q[q <= q_lines.max() * (1 + 1e-9)]
+    best = None
+    for order in orders:
+        present = np.array([not ops.is_systematically_absent([int(v) for v in h[list(order)]]) for h in hkl])
+        explained = np.abs(q[:, None] - q_lines[None, :]) <= 1e-9
+        forbidden = int((~(explained & present[:, None]).any(0)).sum())
+        lines = np.unique(np.round(q[present & ~explained.any(1)], 9))  # positions allowed, no indexed line there
+        score = forbidden * np.log(PENALTY) + len(lines) * np.log(MISSING)
+        if best is None or score > best[0]:
+            best = (score, forbidden, len(lines))
+    return best[1], best[2]
+
+
+@pytest.mark.parametrize("system, a, b, c, lines_of", [
+    ("cubic", 5.64, 5.64, 5.64, 225), ("cubic", 8.0, 8.0, 8.0, 227), ("tetragonal", 4.0, 4.0, 9.0, 139),
+    ("hexagonal", 4.0, 4.0, 11.0, 194), ("orthorhombic", 5.0, 7.0, 8.0, 62)])  # fmt: skip
+def test_unseen_lines_agree_with_gemmi(system: str, a: float, b: float, c: float, lines_of: int) -> None:
+    """The first 10 lines one group allows are the observed ones: every group of the lattice counts the same
+    forbidden and unseen lines as gemmi's absences give (orthorhombic cells in their best axis order)."""
+    probe = IndexedCell(system, a, c, 0.0, 100.0, 1, 1, 1, b=b if system == "orthorhombic" else None)
+    every = cell_with_lines(system, a, c, list(1 / probe.line_d(0.9) ** 2), b=probe.b)
+    hkl, line = line_reflections(every)
+    ops = gemmi.find_spacegroup_by_number(lines_of).operations()
+    kept = np.unique(line[[not ops.is_systematically_absent([int(v) for v in h]) for h in hkl]])[:10]
+    cell = cell_with_lines(system, a, c, list(np.asarray(every.q_indexed)[kept]), b=probe.b)
+    forbidden, unseen = line_evidence(cell)
+    orders = list(itertools.permutations(range(3))) if system == "orthorhombic" else [(0, 1, 2)]
+    low, high = SPACE_GROUP_RANGES[system]
+    expected = [_gemmi_evidence(n, cell, orders) for n in range(low, high + 1)]
+    assert list(zip(forbidden[low - 1 : high], unseen[low - 1 : high])) == expected
+    assert unseen[lines_of - 1] == 0 and unseen[low - 1] > 0  # the group that made the lines sees them all; P1-like groups do not
+
+
+def test_unseen_lines_favour_the_centred_group() -> None:
+    """NaCl's six first lines (111 200 220 311 222 400): with flat network probabilities Fm-3m (every allowed line
+    seen) outweighs Pm-3m (eight lines allowed and not seen: 100 110 210 211 300/221 310 320 321) by MISSING ** -8,
+    and missing = 1 leaves the cubic groups that forbid no line equal, as before."""
+    a = 5.64
+    cell = cell_with_lines("cubic", a, a, [m / a**2 for m in (3, 4, 8, 11, 12, 16)])
+    forbidden, unseen = line_evidence(cell)
+    assert unseen[225 - 1] == 0 and unseen[221 - 1] == 8 and forbidden[221 - 1] == 0
+    probs = np.full((1, 230), 1 / 230)
+    out = restrict_to_cells(probs, [cell])[0]
+    assert out[225 - 1] / out[221 - 1] == pytest.approx(MISSING**-8)
+    flat = restrict_to_cells(probs, [cell], missing=1.0)[0]
+    assert flat[225 - 1] == pytest.approx(flat[221 - 1])

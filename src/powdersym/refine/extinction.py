@@ -1,16 +1,23 @@
-"""Which space groups the indexed lines allow: a line that only forbidden reflections explain rules a group out.
+"""Which space groups the indexed lines allow: a line that only forbidden reflections explain rules a group out,
+and a line a group allows that the pattern does not show counts, more softly, against it.
 
 Systematic absences are the classical route from an indexed pattern to the extinction group (ITA Vol. A, Sect.
 1.6.5; Friedman's extinction groups). With a cell indexed from the peak positions, each observed line is explained
 by the reflections hkl whose Q = 1/d^2 lies within the line's tolerance (all of them: equivalent and accidentally
-overlapping ones). A group whose reflection conditions forbid every one of them cannot have produced that line.
-Only observed lines count (positive evidence): a line that is not seen may be weak rather than absent, so no
-condition is ever inferred from a missing line, and a group without conditions (P222, P4/mmm, ...) is never ruled
-out. An impurity line that happens to fall on a forbidden reflection counts against a right group, which is why
-callers weigh violations softly (`absence_weights`).
+overlapping ones). A group whose reflection conditions forbid every one of them cannot have produced that line
+(`forbidden_lines`; an impurity line that happens to fall on a forbidden reflection counts against a right group,
+which is why callers weigh violations softly: PENALTY per line).
+
+The converse evidence (`line_evidence`): up to the last indexed line, every line a group allows should show unless
+it is weak. A group that allows lines no peak explains is less likely, by MISSING per such line, than one whose
+conditions remove them (NaCl's lines 111 200 220 311 222 400: Fm-3m allows no other line below 400, Pm-3m eight).
+A line can be weak by chance or by pseudo-symmetry, so this is a factor per line, not a rule: on RRUFF, minerals
+whose superstructure lines are weak (Pnma olivines with weak h+k odd lines, apatites) lose their group to the
+pseudo-symmetric one as often as other minerals gain theirs, while on the spglib structures simulated by pymatgen
+space-group top-1 rises from 13.1 to 16.7 % (X-ray) and 5.8 to 10.5 % (neutron) (docs/results.md, 2026-12-06).
 
 Orthorhombic cells are indexed with a <= b <= c, which need not be a group's standard setting (Pnma has b the
-shortest axis): each group is tested in the six axis orders and keeps the order that explains the most lines.
+shortest axis): each group is tested in the six axis orders and keeps the order with the most weight.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from powdersym.refine.index import SPACE_GROUP_RANGES, IndexedCell
 from powdersym.symmetry.absences import is_systematically_absent_batch
 
 PENALTY = 0.1  # probability factor per observed line a group forbids (absence_weights)
+MISSING = 0.7  # probability factor per line a group allows, within the observed range, that no line shows
 
 
 def reciprocal_metric(cell: IndexedCell) -> np.ndarray:
@@ -54,6 +62,46 @@ def line_reflections(cell: IndexedCell) -> tuple[np.ndarray, np.ndarray]:
     line = np.repeat(np.arange(len(q)), hi - lo)
     keep = (hkl[which] != 0).any(1)
     return hkl[which[keep]], line[keep]
+
+
+def _lattice_lines(cell: IndexedCell, q_limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """Every reflection of the cell up to Q = q_limit, hkl [M, 3] (all signs, 000 left out), and the resolved line
+    it falls on [M]: reflections whose Q lie within the indexed lines' tolerance of each other make one line."""
+    n = [int(math.ceil(length * math.sqrt(q_limit))) + 1 for length in cell.lattice()[:3]]
+    hkl = np.stack(np.meshgrid(*[np.arange(-m, m + 1) for m in n], indexing="ij"), -1).reshape(-1, 3)
+    q = np.einsum("ni,ij,nj->n", hkl, reciprocal_metric(cell), hkl)
+    keep = (q > 0) & (q <= q_limit)
+    hkl, q = hkl[keep], q[keep]
+    order = np.argsort(q)
+    q_sorted = q[order]
+    q_lines = np.asarray(cell.q_indexed, dtype=np.float64)
+    tol = np.interp(q_sorted, np.sort(q_lines), np.asarray(cell.tol_indexed, dtype=np.float64)[np.argsort(q_lines)])
+    line = np.empty(len(q), dtype=np.int64)
+    line[order] = np.cumsum(np.diff(q_sorted, prepend=-np.inf) > tol) - 1
+    return hkl, line
+
+
+def _unobserved_by_order(cell: IndexedCell, numbers: torch.Tensor, orders: list) -> np.ndarray:
+    """int [G, O]: lines of the cell up to its last indexed line that group g allows (in axis order o) and that
+    no indexed line explains."""
+    q_lines = np.asarray(cell.q_indexed, dtype=np.float64)
+    if len(q_lines) == 0:
+        return np.zeros((len(numbers), len(orders)), dtype=np.int64)
+    tol = np.asarray(cell.tol_indexed, dtype=np.float64)
+    hkl, line = _lattice_lines(cell, float((q_lines + tol).max()))
+    n_lines = int(line.max()) + 1 if len(line) else 0
+    if n_lines == 0:
+        return np.zeros((len(numbers), len(orders)), dtype=np.int64)
+    q = np.einsum("ni,ij,nj->n", hkl, reciprocal_metric(cell), hkl)
+    seen_reflection = (np.abs(q[:, None] - q_lines[None, :]) <= tol[None, :]).any(1)
+    seen = np.zeros(n_lines, dtype=bool)
+    seen[line[seen_reflection]] = True  # a resolved line is seen where one of its reflections explains a line
+    every = np.concatenate([hkl[:, list(order)] for order in orders])  # [O * M, 3]
+    present = (~is_systematically_absent_batch(numbers, every)).float()  # [G, O * M]
+    line_of = torch.as_tensor(np.concatenate([line + n_lines * o for o in range(len(orders))]))
+    allowed = torch.zeros(len(numbers), len(orders) * n_lines).scatter_reduce(
+        1, line_of.expand(len(numbers), -1), present, "amax").reshape(len(numbers), len(orders), n_lines)
+    return (allowed.bool() & ~torch.as_tensor(seen)).sum(2).long().numpy()
 
 
 def _forbidden_by_order(cell: IndexedCell, numbers: torch.Tensor) -> tuple[np.ndarray, list]:
@@ -93,14 +141,37 @@ def setting_lattice(cell: IndexedCell, number: int) -> tuple[float, ...]:
     return tuple(lattice[i] for i in order) + lattice[3:]
 
 
-def absence_weights(cell: IndexedCell | None, count: np.ndarray | None = None, penalty: float = PENALTY) -> np.ndarray:
+def line_evidence(cell: IndexedCell, penalty: float = PENALTY, missing: float = MISSING) -> tuple[np.ndarray, np.ndarray]:
+    """int [230] twice: the indexed lines each group forbids and the lines it allows that are not seen (up to the
+    last indexed line), in the axis order (orthorhombic cells) that gives it the most weight, penalty ** forbidden
+    * missing ** unseen; -1 for groups outside the indexed lattice."""
+    forbidden, unseen = np.full(230, -1, dtype=np.int64), np.full(230, -1, dtype=np.int64)
+    low, high = SPACE_GROUP_RANGES[cell.system]
+    numbers = torch.arange(low, high + 1)
+    count, orders = _forbidden_by_order(cell, numbers)
+    missed = _unobserved_by_order(cell, numbers, orders)
+    score = count * math.log(penalty) + (missed * math.log(missing) if missing < 1 else 0.0)  # [G, O]
+    best = np.argmax(score, axis=1)
+    rows = np.arange(len(numbers))
+    forbidden[low - 1 : high], unseen[low - 1 : high] = count[rows, best], missed[rows, best]
+    return forbidden, unseen
+
+
+def absence_weights(cell: IndexedCell | None, count: np.ndarray | None = None, penalty: float = PENALTY,
+                    unseen: np.ndarray | None = None, missing: float = MISSING) -> np.ndarray:
     """float [230]: the factor each group's probability takes from the indexed lines: penalty ** (lines it
-    forbids) inside the indexed lattice, 0 outside it; all 1 without a cell. count: `forbidden_lines(cell)`
-    (computed here when needed; penalty 1 needs only the lattice)."""
+    forbids) * missing ** (lines it allows that are not seen, beyond the fewest of any group of the lattice) inside
+    the indexed lattice, 0 outside it; all 1 without a cell. count, unseen: `line_evidence(cell)` (computed here when
+    needed; penalty and missing 1 need only the lattice)."""
     if cell is None:
         return np.ones(230)
-    if count is None and penalty >= 1:
+    use_missing = missing < 1
+    if count is None and penalty >= 1 and not use_missing:
         low, high = SPACE_GROUP_RANGES[cell.system]
         return np.where((np.arange(1, 231) >= low) & (np.arange(1, 231) <= high), 1.0, 0.0)
-    count = forbidden_lines(cell) if count is None else count
-    return np.where(count < 0, 0.0, penalty ** np.clip(count, 0, None))
+    if count is None or (use_missing and unseen is None):
+        count, unseen = line_evidence(cell, penalty, missing) if use_missing else (forbidden_lines(cell), None)
+    weight = penalty ** np.clip(count, 0, None)
+    if use_missing:
+        weight = weight * missing ** np.clip(unseen - unseen[unseen >= 0].min(), 0, None)
+    return np.where(count < 0, 0.0, weight)
