@@ -3,6 +3,7 @@ decide which groups an observed line rules out, and `predict` down-weights those
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import gemmi
@@ -157,3 +158,15 @@ def test_unseen_lines_favour_the_centred_group() -> None:
     assert out[225 - 1] / out[221 - 1] == pytest.approx(MISSING**-8)
     flat = restrict_to_cells(probs, [cell], missing=1.0)[0]
     assert flat[225 - 1] == pytest.approx(flat[221 - 1])
+
+
+def test_a_weak_line_counts_as_seen() -> None:
+    """The same NaCl lines with a weak line at (100), below the search threshold: Pm-3m no longer misses it (7
+    unseen lines instead of 8), and Fm-3m, which forbids it, is not penalised for a weak line (weak lines only show
+    allowed lines; they may be impurities)."""
+    a = 5.64
+    q = [m / a**2 for m in (3, 4, 8, 11, 12, 16)]
+    plain = cell_with_lines("cubic", a, a, q)
+    weak = dataclasses.replace(plain, q_weak=np.array([1 / a**2]))
+    (f0, u0), (f1, u1) = line_evidence(plain), line_evidence(weak)
+    assert u0[221 - 1] == 8 and u1[221 - 1] == 7 and u1[225 - 1] == 0 and f1[225 - 1] == f0[225 - 1] == 0

@@ -18,7 +18,7 @@ from powdersym.predict import Predictor, restrict_to_cells
 from powdersym.refine import IndexedCell, find_peaks, index_cells, index_pattern
 from powdersym.refine.extinction import forbidden_lines
 from powdersym.evaluate.sets import load_evaluation_set
-from powdersym.refine.index import HIGH_SYMMETRY, SYSTEMS, allowed_unindexed, choose_cell, denoised
+from powdersym.refine.index import HIGH_SYMMETRY, SYSTEMS, allowed_unindexed, centring_allows, choose_cell, denoised
 from powdersym.simulate import preset, simulate
 from powdersym.structures import read_structure
 from powdersym.structures.crystal import Crystal
@@ -373,3 +373,16 @@ def test_measured_centred_cubic_cells(shared_data: Path, monkeypatch) -> None:
     assert len(clean) == 3 and np.ptp(clean) < 0.01 * np.mean(clean)
     assert found[735] is not None and found[735].centring == "F" and found[735].n_indexed < found[735].n_lines
     assert found[735].a == pytest.approx(np.mean(clean), rel=1e-3)
+
+
+def test_weak_lines_of_an_indexed_cell() -> None:
+    """Simulated NaCl: the lines between 2 and 5 % of the strongest ((311) here) are kept as weak lines; every weak
+    line sits on a line of the F cell (M = 3, 4, 8, 11, 12, 16, 19, 20, 24 ...), and the indexed lines are among them."""
+    number, cell, sites, _, _ = HIGH_SYMMETRY_CASES["NaCl (cubic F)"]
+    found = index_pattern(simulated(site_crystal(number, cell, sites)))
+    assert found is not None and found.system == "cubic"
+    m_weak, m_indexed = (np.asarray(q) * found.a**2 for q in (found.q_weak, found.q_indexed))
+    assert np.abs(m_weak - np.round(m_weak)).max() < 0.05
+    assert set(np.round(m_indexed).astype(int)) < set(np.round(m_weak).astype(int))
+    assert 11 in set(np.round(m_weak).astype(int)) - set(np.round(m_indexed).astype(int))
+    assert centring_allows("F", np.round(m_weak).astype(int)).all()

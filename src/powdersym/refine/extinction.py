@@ -94,6 +94,10 @@ def _unobserved_by_order(cell: IndexedCell, numbers: torch.Tensor, orders: list)
         return np.zeros((len(numbers), len(orders)), dtype=np.int64)
     q = np.einsum("ni,ij,nj->n", hkl, reciprocal_metric(cell), hkl)
     seen_reflection = (np.abs(q[:, None] - q_lines[None, :]) <= tol[None, :]).any(1)
+    q_weak = np.asarray(cell.q_weak, dtype=np.float64)
+    if len(q_weak):  # a weak line on a reflection shows it too
+        weak_tol = np.interp(q_weak, np.sort(q_lines), tol[np.argsort(q_lines)])
+        seen_reflection |= (np.abs(q[:, None] - q_weak[None, :]) <= weak_tol[None, :]).any(1)
     seen = np.zeros(n_lines, dtype=bool)
     seen[line[seen_reflection]] = True  # a resolved line is seen where one of its reflections explains a line
     every = np.concatenate([hkl[:, list(order)] for order in orders])  # [O * M, 3]

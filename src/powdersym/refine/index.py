@@ -69,6 +69,10 @@ SHOULDER_RATIO, SHOULDER_WIDTHS = 0.1, 3.0
 # on a noisy pattern a line must stand this many local noise sigmas above the background (on RRUFF 5 and 6 index
 # the same patterns, 4 fewer)
 NOISE_SIGMAS = 5.0
+# lines down to this fraction of the search threshold (2 % of the strongest line at the default 5 %), the first 80
+# by d, tell which allowed lines are seen (`weak_lines`; on RRUFF 2 % gave one right space group more than 1 or 0.5 %)
+WEAK_FRACTION = 0.4
+WEAK_MAX_LINES = 80
 # a cubic cell of the main phase of a mixture (`centred_cubic`): the lines it must index, the M20 it needs (lines
 # of its centring counted) and the most calculated lines per indexed one
 CENTRINGS = ("P", "I", "F")
@@ -114,6 +118,8 @@ class IndexedCell:
     # Q = 1/d^2 (zero shift removed) and tolerance of the lines the cell indexes (refine.extinction tests them)
     q_indexed: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
     tol_indexed: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
+    # Q (zero shift removed) of weaker lines within the indexed range, below the search threshold (`weak_lines`)
+    q_weak: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
     denoised: bool = False  # the lines were found on the smoothed copy of a noisy pattern (`denoised`)
     centring: str = "P"  # cubic cells: the lattice centring whose lines N20 counts (I, F: `centred_cubic`)
 
@@ -710,13 +716,28 @@ def index_pattern(
     """The accepted cell of a measured pattern, or None (see the module docstring). An orthorhombic cell is searched
     only where no cubic, tetragonal or hexagonal one is accepted. `threshold`: the weakest line used, relative to
     the strongest (lower it only for clean data: on RRUFF 0.02 picked up noise). A pattern whose noise reaches the
-    threshold is indexed from its `denoised` copy (`denoise=False`: as it is)."""
+    threshold is indexed from its `denoised` copy (`denoise=False`: as it is). The cell carries the weaker lines of
+    its range (`weak_lines`) for `refine.extinction`."""
     quiet = denoised(pattern, threshold) if denoise else None
-    if quiet is None:
-        return _index_peaks(find_peaks(pattern, threshold=threshold, doublet=doublet), systems, choose)
-    # on RRUFF: 11 more cells of the right lattice, 1 of a wrong one; none of the noisy patterns indexes without it
-    found = _index_peaks(find_peaks(quiet, threshold=threshold, doublet=doublet), systems, choose)
-    return None if found is None else replace(found, denoised=True)
+    source = pattern if quiet is None else quiet
+    # on RRUFF the denoised copy gives 11 more cells of the right lattice, 1 of a wrong one; none of the noisy
+    # patterns indexes without it
+    found = _index_peaks(find_peaks(source, threshold=threshold, doublet=doublet), systems, choose)
+    if found is None:
+        return None
+    return replace(found, denoised=quiet is not None, q_weak=weak_lines(source, found, doublet, WEAK_FRACTION * threshold))
+
+
+def weak_lines(pattern: MeasuredPattern, cell: IndexedCell, doublet: tuple[float, float] | None = None,
+               threshold: float = 0.02) -> np.ndarray:
+    """Q (the cell's zero shift removed) of the lines down to `threshold` of the strongest within the cell's indexed
+    range: where a group allows a line too weak for the search, `refine.extinction` counts it as seen, not missing
+    (the weak h+k odd lines of a Pnma olivine are what tell it from Cmcm)."""
+    peaks = find_peaks(pattern, max_peaks=WEAK_MAX_LINES, threshold=threshold, doublet=doublet)
+    if len(peaks) == 0 or len(cell.q_indexed) == 0:
+        return np.zeros(0)
+    q = peaks.q - peaks.slope * cell.zero
+    return q[q <= np.max(cell.q_indexed) + np.max(cell.tol_indexed)]
 
 
 def _index_peaks(peaks: PeakPositions, systems: tuple[str, ...], choose: dict) -> IndexedCell | None:
