@@ -118,6 +118,8 @@ class Prediction:
         return out
 
     def __str__(self) -> str:
+        from powdersym.symmetry import space_group
+
         flag = "UNCERTAIN (certainty below the validation threshold)" if self.uncertain else "confident"
         prior = "known crystals' frequencies" if self.prior == "known" else "training balance"
         lines = [f"{self.source}: {flag}; certainty {self.certainty:.2f} (threshold {self.threshold:.2f}; prior: {prior})"]
@@ -131,6 +133,7 @@ class Prediction:
                          f"{cell['n_indexed']} of {cell['n_lines']} lines"
                          f"{' (of the smoothed pattern: noisy data)' if cell.get('denoised') else ''}"
                          f"{' (' + cell['centring'] + '-centred lines counted)' if cell.get('centring', 'P') != 'P' else ''}"
+                         f"{' (the lines ' + space_group(cell['lines_of']).hm_symbol + ' allows counted)' if cell.get('lines_of') else ''}"
                          "; only its space groups are kept")
             if cell.get("groups_ruled_out"):
                 lines.append(f"  systematic absences: {cell['groups_ruled_out']} of its groups forbid an indexed line "

@@ -12,7 +12,7 @@ import pytest
 
 from powdersym.predict import restrict_to_cells
 from powdersym.refine import IndexedCell
-from powdersym.refine.extinction import (MISSING, PENALTY, absence_weights, forbidden_lines, line_evidence,
+from powdersym.refine.extinction import (MISSING, PENALTY, absence_weights, forbidden_lines, group_counted, line_evidence,
                                          line_reflections, reciprocal_metric)
 from powdersym.refine.index import SPACE_GROUP_RANGES, centring_allows, lattice_integers
 
@@ -170,3 +170,31 @@ def test_a_weak_line_counts_as_seen() -> None:
     weak = dataclasses.replace(plain, q_weak=np.array([1 / a**2]))
     (f0, u0), (f1, u1) = line_evidence(plain), line_evidence(weak)
     assert u0[221 - 1] == 8 and u1[221 - 1] == 7 and u1[225 - 1] == 0 and f1[225 - 1] == f0[225 - 1] == 0
+
+
+def _gemmi_lines(number: int, cell: IndexedCell) -> int:
+    """Distinct Q up to the cell's last indexed line that gemmi keeps some reflection of in group `number`."""
+    ops = gemmi.find_spacegroup_by_number(number).operations()
+    q_max = np.max(cell.q_indexed) * (1 + 1e-9)
+    n = int(np.ceil(cell.a * np.sqrt(q_max))) + 1
+    kept = {round(float(np.dot(h, h)) / cell.a**2, 9) for h in itertools.product(range(-n, n + 1), repeat=3)
+            if any(h) and np.dot(h, h) / cell.a**2 <= q_max and not ops.is_systematically_absent(list(h))}  # fmt: skip
+    return len(kept)
+
+
+def test_group_counted_m20_counts_the_lines_of_the_group() -> None:
+    """A 12 Å cubic cell showing the first 12 lines Ia-3d (garnet) allows: no group of the lattice allows fewer lines
+    without forbidding one (Ia-3d itself, or a group with its lines), and M20 rises by the ratio of the lattice's
+    lines (P23) to that group's, both counted by gemmi; N20 falls by the same ratio."""
+    a = 12.0
+    every = cell_with_lines("cubic", a, a, list(1 / IndexedCell("cubic", a, a, 0.0, 1.0, 1, 1, 1).line_d(1.0) ** 2))
+    hkl, line = line_reflections(every)
+    ops = gemmi.find_spacegroup_by_number(230).operations()
+    kept = np.unique(line[[not ops.is_systematically_absent([int(v) for v in h]) for h in hkl]])[:12]
+    cell = dataclasses.replace(cell_with_lines("cubic", a, a, list(np.asarray(every.q_indexed)[kept])), m20=10.0, n_calculated=60)
+    counted = group_counted(cell)
+    assert counted.lines_of != 0 and forbidden_lines(cell)[counted.lines_of - 1] == 0
+    assert _gemmi_lines(counted.lines_of, cell) == _gemmi_lines(230, cell) == 12
+    factor = _gemmi_lines(195, cell) / 12
+    assert counted.m20 == pytest.approx(10.0 * factor) and counted.n_calculated == round(60 / factor)
+    assert group_counted(dataclasses.replace(cell, q_indexed=every.q_indexed[:12], tol_indexed=every.tol_indexed[:12])).lines_of == 0

@@ -386,3 +386,19 @@ def test_weak_lines_of_an_indexed_cell() -> None:
     assert set(np.round(m_indexed).astype(int)) < set(np.round(m_weak).astype(int))
     assert 11 in set(np.round(m_weak).astype(int)) - set(np.round(m_indexed).astype(int))
     assert centring_allows("F", np.round(m_weak).astype(int)).all()
+
+
+def test_measured_cell_indexed_with_its_group_lines_counted(shared_data: Path, monkeypatch) -> None:
+    """CeCuAl3 on a time-of-flight bank (EasyDiffraction; I4mm): 20 lines index a tetragonal cell whose M20 counting
+    every lattice line stays below 20. Counting the lines of an I-centred group that forbids none of them, as DICVOL
+    does once an extinction symbol is chosen, accepts it: the cell of CeCuAl.cif (a 4.25678, c 10.63386 Å) within
+    0.2 %. Without the recount nothing is accepted."""
+    monkeypatch.setenv("POWDERSYM_SHARED_DATA", str(shared_data))
+    data = load_evaluation_set("measured-neutron-tof")
+    pattern = data.patterns[data.names.index("easydiffraction/CeCuAl3_ToF")]
+    found = index_pattern(pattern)
+    assert found is not None and found.system == "tetragonal" and found.lines_of != 0, str(found)
+    assert space_group(found.lines_of).hm_symbol.startswith("I") and found.m20 >= 20
+    assert found.a == pytest.approx(4.25678, rel=2e-3) and found.c == pytest.approx(10.63386, rel=2e-3)
+    monkeypatch.setattr("powdersym.refine.index.MAX_GROUP_GAIN", 1.0)  # no cell below the limit is recounted
+    assert index_pattern(pattern) is None

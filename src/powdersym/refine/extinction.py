@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -65,10 +66,12 @@ def line_reflections(cell: IndexedCell) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _lattice_lines(cell: IndexedCell, q_limit: float) -> tuple[np.ndarray, np.ndarray]:
-    """Every reflection of the cell up to Q = q_limit, hkl [M, 3] (all signs, 000 left out), and the resolved line
-    it falls on [M]: reflections whose Q lie within the indexed lines' tolerance of each other make one line."""
+    """Every reflection of the cell up to Q = q_limit, hkl [M, 3] (one of each set the Laue group relates, 000 left
+    out), and the resolved line it falls on [M]: reflections whose Q lie within the indexed lines' tolerance of each other make one line."""
     n = [int(math.ceil(length * math.sqrt(q_limit))) + 1 for length in cell.lattice()[:3]]
-    hkl = np.stack(np.meshgrid(*[np.arange(-m, m + 1) for m in n], indexing="ij"), -1).reshape(-1, 3)
+    # absences share the Laue symmetry; mmm, 4/m and m-3 map every reflection into h, k, l >= 0, -3 does not
+    first = [-m for m in n] if cell.system == "hexagonal" else [0, 0, 0]
+    hkl = np.stack(np.meshgrid(*[np.arange(f, m + 1) for f, m in zip(first, n)], indexing="ij"), -1).reshape(-1, 3)
     q = np.einsum("ni,ij,nj->n", hkl, reciprocal_metric(cell), hkl)
     keep = (q > 0) & (q <= q_limit)
     hkl, q = hkl[keep], q[keep]
@@ -81,17 +84,18 @@ def _lattice_lines(cell: IndexedCell, q_limit: float) -> tuple[np.ndarray, np.nd
     return hkl, line
 
 
-def _unobserved_by_order(cell: IndexedCell, numbers: torch.Tensor, orders: list) -> np.ndarray:
-    """int [G, O]: lines of the cell up to its last indexed line that group g allows (in axis order o) and that
-    no indexed line explains."""
+def _allowed_by_order(cell: IndexedCell, numbers: torch.Tensor, orders: list) -> tuple[np.ndarray, np.ndarray]:
+    """int [G, O] twice: lines of the cell up to its last indexed line that group g allows (in axis order o) and
+    that no indexed or weak line explains, and all the lines it allows there."""
     q_lines = np.asarray(cell.q_indexed, dtype=np.float64)
+    nothing = np.zeros((len(numbers), len(orders)), dtype=np.int64)
     if len(q_lines) == 0:
-        return np.zeros((len(numbers), len(orders)), dtype=np.int64)
+        return nothing, nothing
     tol = np.asarray(cell.tol_indexed, dtype=np.float64)
     hkl, line = _lattice_lines(cell, float((q_lines + tol).max()))
     n_lines = int(line.max()) + 1 if len(line) else 0
     if n_lines == 0:
-        return np.zeros((len(numbers), len(orders)), dtype=np.int64)
+        return nothing, nothing
     q = np.einsum("ni,ij,nj->n", hkl, reciprocal_metric(cell), hkl)
     seen_reflection = (np.abs(q[:, None] - q_lines[None, :]) <= tol[None, :]).any(1)
     q_weak = np.asarray(cell.q_weak, dtype=np.float64)
@@ -104,8 +108,8 @@ def _unobserved_by_order(cell: IndexedCell, numbers: torch.Tensor, orders: list)
     present = (~is_systematically_absent_batch(numbers, every)).float()  # [G, O * M]
     line_of = torch.as_tensor(np.concatenate([line + n_lines * o for o in range(len(orders))]))
     allowed = torch.zeros(len(numbers), len(orders) * n_lines).scatter_reduce(
-        1, line_of.expand(len(numbers), -1), present, "amax").reshape(len(numbers), len(orders), n_lines)
-    return (allowed.bool() & ~torch.as_tensor(seen)).sum(2).long().numpy()
+        1, line_of.expand(len(numbers), -1), present, "amax").reshape(len(numbers), len(orders), n_lines).bool()
+    return (allowed & ~torch.as_tensor(seen)).sum(2).long().numpy(), allowed.sum(2).long().numpy()
 
 
 def _forbidden_by_order(cell: IndexedCell, numbers: torch.Tensor) -> tuple[np.ndarray, list]:
@@ -153,12 +157,31 @@ def line_evidence(cell: IndexedCell, penalty: float = PENALTY, missing: float = 
     low, high = SPACE_GROUP_RANGES[cell.system]
     numbers = torch.arange(low, high + 1)
     count, orders = _forbidden_by_order(cell, numbers)
-    missed = _unobserved_by_order(cell, numbers, orders)
+    missed = _allowed_by_order(cell, numbers, orders)[0]
     score = count * math.log(penalty) + (missed * math.log(missing) if missing < 1 else 0.0)  # [G, O]
     best = np.argmax(score, axis=1)
     rows = np.arange(len(numbers))
     forbidden[low - 1 : high], unseen[low - 1 : high] = count[rows, best], missed[rows, best]
     return forbidden, unseen
+
+
+def group_counted(cell: IndexedCell) -> IndexedCell:
+    """The cell with de Wolff's N20 counting only the lines of the group of its lattice that forbids no indexed line
+    and allows the fewest (in its best axis order), and M20 scaled to match: DICVOL's figure of merit once an
+    extinction symbol is chosen (`lines_of` names the group). A cell of a group with many conditions (Pnma, Ia-3d)
+    predicts far fewer lines than its lattice, and counting them all held its M20 below the limit. The cell as it
+    is where no group allows fewer lines than the lattice without forbidding an indexed one."""
+    low, high = SPACE_GROUP_RANGES[cell.system]
+    numbers = torch.arange(low, high + 1)  # the first, P23 / P4 / P3 / P222, has no reflection condition
+    count, orders = _forbidden_by_order(cell, numbers)
+    allowed = _allowed_by_order(cell, numbers, orders)[1]
+    lattice = int(allowed[0, 0])
+    fewest = np.where(count == 0, allowed, lattice)
+    g, o = np.unravel_index(np.argmin(fewest), fewest.shape)
+    if fewest[g, o] >= lattice or fewest[g, o] == 0:
+        return cell
+    factor = lattice / fewest[g, o]
+    return replace(cell, m20=cell.m20 * factor, n_calculated=max(1, round(cell.n_calculated / factor)), lines_of=int(numbers[g]))
 
 
 def absence_weights(cell: IndexedCell | None, count: np.ndarray | None = None, penalty: float = PENALTY,

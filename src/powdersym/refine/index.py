@@ -23,7 +23,10 @@ from fewer than 12 lines; a cell of two or three parameters only from >= 12 line
 than 16; of the cells indexing the most lines the cubic one when its M20 is within a factor 2 of the best) or
 None. Where none is accepted, `centred_cubic` looks for the cubic cell of a mixture's main phase (three quarters of
 the lines, the strongest among them, M20 >= 100 counting the lines of its P, I or F centring). An orthorhombic
-cell is searched only where no cubic, tetragonal or hexagonal one is accepted: the higher symmetry wins. These
+cell is searched only where no cubic, tetragonal or hexagonal one is accepted: the higher symmetry wins. Where
+still none is, each system's best cell is scored again with N20 counting only the lines of the group of its lattice
+that allows the fewest without forbidding an indexed one (`refine.extinction.group_counted`, DICVOL's M20 for an
+extinction symbol; `IndexedCell.lines_of` names the group). These
 limits were set on the development RRUFF patterns and the pymatgen-simulated spglib structures (docs/results.md,
 2026-12-05 third to fifth sessions, 2026-12-06): on RRUFF they accept 76 cells, 69 of the right lattice. A
 hexagonal cell says "hexagonal lattice": trigonal groups index on it too. Monoclinic and triclinic cells are not searched: a None means "not
@@ -69,6 +72,9 @@ SHOULDER_RATIO, SHOULDER_WIDTHS = 0.1, 3.0
 # on a noisy pattern a line must stand this many local noise sigmas above the background (on RRUFF 5 and 6 index
 # the same patterns, 4 fewer)
 NOISE_SIGMAS = 5.0
+# counting only the lines of a cell's group raised M20 at most 3-fold on RRUFF and the pymatgen sets: cells further
+# below the limit are not recounted (`_group_counted`)
+MAX_GROUP_GAIN = 3.0
 # lines down to this fraction of the search threshold (2 % of the strongest line at the default 5 %), the first 80
 # by d, tell which allowed lines are seen (`weak_lines`; on RRUFF 2 % gave one right space group more than 1 or 0.5 %)
 WEAK_FRACTION = 0.4
@@ -122,6 +128,7 @@ class IndexedCell:
     q_weak: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
     denoised: bool = False  # the lines were found on the smoothed copy of a noisy pattern (`denoised`)
     centring: str = "P"  # cubic cells: the lattice centring whose lines N20 counts (I, F: `centred_cubic`)
+    lines_of: int = 0  # the space group whose lines N20 counts (refine.extinction.group_counted); 0: the lattice's
 
     def lattice(self) -> tuple[float, float, float, float, float, float]:
         gamma = 120.0 if self.system == "hexagonal" else 90.0
@@ -147,7 +154,8 @@ class IndexedCell:
     def to_dict(self) -> dict:
         return {"system": self.system, "a": round(self.a, 5), "b": round(self.lattice()[1], 5), "c": round(self.c, 5), "zero": round(self.zero, 5),
                 "m20": round(self.m20, 1), "n_indexed": self.n_indexed, "n_lines": self.n_lines,
-                "n_calculated": self.n_calculated, "denoised": self.denoised, "centring": self.centring}  # fmt: skip
+                "n_calculated": self.n_calculated, "denoised": self.denoised, "centring": self.centring,
+                "lines_of": self.lines_of}  # fmt: skip
 
     def __str__(self) -> str:
         edges = cell_edges(self.system, *self.lattice()[:3])
@@ -743,10 +751,25 @@ def weak_lines(pattern: MeasuredPattern, cell: IndexedCell, doublet: tuple[float
 def _index_peaks(peaks: PeakPositions, systems: tuple[str, ...], choose: dict) -> IndexedCell | None:
     # cells of two or three parameters need min_lines lines to be accepted: do not search them with fewer
     enough = len(peaks) >= choose.get("min_lines", _MIN_LINES)
-    high = tuple(s for s in systems if s != "orthorhombic" and (enough or s == "cubic"))
-    found = choose_cell(index_cells(peaks, high), **choose)
+    high = index_cells(peaks, tuple(s for s in systems if s != "orthorhombic" and (enough or s == "cubic")))
+    found = choose_cell(high, **choose)
     if found is None and "cubic" in systems:  # the main phase of a mixture, or few lines of a centred cell
         found = centred_cubic(peaks)
-    if found is None and enough and "orthorhombic" in systems:  # the higher symmetry wins where both index
-        found = choose_cell(index_cells(peaks, ("orthorhombic",)), **choose)
+    low = index_cells(peaks, ("orthorhombic",)) if found is None and enough and "orthorhombic" in systems else {}
+    if found is None and low:  # the higher symmetry wins where both index
+        found = choose_cell(low, **choose)
+    # last, the lines of each cell's group counted (DICVOL's M20 for an extinction symbol), higher symmetry first
+    for cells in (high, low):
+        if found is None and cells:
+            found = choose_cell({system: _group_counted(cell, choose) for system, cell in cells.items()}, **choose)
     return found
+
+
+def _group_counted(cell: IndexedCell | None, choose: dict) -> IndexedCell | None:
+    """`refine.extinction.group_counted` where it could lift the cell's M20 to the limit (no more lines unindexed
+    than allowed, M20 within MAX_GROUP_GAIN of it); the cell as it is otherwise."""
+    from powdersym.refine.extinction import group_counted  # it imports this module
+
+    if cell is None or cell.m20 * MAX_GROUP_GAIN < choose.get("min_m20", MIN_M20):
+        return cell
+    return group_counted(cell)
