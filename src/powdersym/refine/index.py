@@ -758,10 +758,13 @@ def _index_peaks(peaks: PeakPositions, systems: tuple[str, ...], choose: dict) -
     low = index_cells(peaks, ("orthorhombic",)) if found is None and enough and "orthorhombic" in systems else {}
     if found is None and low:  # the higher symmetry wins where both index
         found = choose_cell(low, **choose)
-    # last, the lines of each cell's group counted (DICVOL's M20 for an extinction symbol), higher symmetry first
+    # last, the lines of each cell's group counted (DICVOL's M20 for an extinction symbol), higher symmetry first;
+    # not cubic cells, whose centring `centred_cubic` counts: a large cubic cell counted with the few lines of
+    # I-43d or Ia-3d placed a line near most lines of orthorhombic patterns (on RRUFF and the pymatgen sets 3 of
+    # 8 such cells were right)
     for cells in (high, low):
-        if found is None and cells:
-            found = choose_cell({system: _group_counted(cell, choose) for system, cell in cells.items()}, **choose)
+        if found is None:
+            found = choose_cell({system: _group_counted(cell, choose) for system, cell in cells.items() if system != "cubic"}, **choose)
     return found
 
 
