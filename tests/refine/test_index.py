@@ -400,5 +400,21 @@ def test_measured_cell_indexed_with_its_group_lines_counted(shared_data: Path, m
     assert found is not None and found.system == "tetragonal" and found.lines_of != 0, str(found)
     assert space_group(found.lines_of).hm_symbol.startswith("I") and found.m20 >= 20
     assert found.a == pytest.approx(4.25678, rel=2e-3) and found.c == pytest.approx(10.63386, rel=2e-3)
-    monkeypatch.setattr("powdersym.refine.index.MAX_GROUP_GAIN", 1.0)  # no cell below the limit is recounted
+    monkeypatch.setattr("powdersym.refine.index._group_counted", lambda cell, choose: cell)  # no recount
     assert index_pattern(pattern) is None
+
+
+def test_measured_neutron_cells_of_many_lines(shared_data: Path, monkeypatch) -> None:
+    """D1A PbSO4 (Pnma) and HB2A Er2Ge2O7 at 2 K (P4_12_12): 20 lines each, M20 10-13 counting every lattice line. With
+    the lines of a group that forbids none of them counted, M20 passes 12 and the cells are those published (PbSO4:
+    a 8.482, b 5.398, c 6.959 Å, Miyake et al. 1978) or refined (ErGeO_distbase.cif: a 6.77837, c 12.32318 Å) within
+    1 % (through the wavelengths of the files' instrument parameters)."""
+    monkeypatch.setenv("POWDERSYM_SHARED_DATA", str(shared_data))
+    data = load_evaluation_set("measured-neutron")
+    expected = {"gsas2_tutorials/PbSO4_D1A": ("orthorhombic", [5.398, 6.959, 8.482]),
+                "gsas2_tutorials/Er2Ge2O7_HB2A_2K": ("tetragonal", [6.77837, 6.77837, 12.32318])}  # fmt: skip
+    for name, (system, lengths) in expected.items():
+        found = index_pattern(data.patterns[data.names.index(name)])
+        assert found is not None and found.system == system and found.lines_of != 0, f"{name}: {found}"
+        assert found.m20 >= 12 and found.n_lines == 20
+        assert np.abs(np.array(found.lattice()[:3]) / np.array(lengths) - 1).max() < 1e-2, f"{name}: {found}"
