@@ -177,9 +177,10 @@ def with_article(system: str) -> str:
 
 
 def find_peaks(
-    pattern: MeasuredPattern, max_peaks: int = 20, threshold: float = 0.05, doublet: tuple[float, float] | None = None
+    pattern: MeasuredPattern, max_peaks: int = 20, threshold: float = 0.05, doublet: tuple[float, float] | None = None,
+    d_min: float = 0.0,
 ) -> PeakPositions:
-    """The first `max_peaks` lines (largest d first) above `threshold` of the strongest line.
+    """The first `max_peaks` lines (largest d first) above `threshold` of the strongest line, none below d_min (Å).
 
     doublet: (wavelength2, ratio I2/I1) of a K-alpha doublet whose second line should not count as a line of its
     own (default: the pattern's `wavelength2`, `ka2_ratio`).
@@ -211,6 +212,9 @@ def find_peaks(
     if len(index) == 0:
         return _no_peaks()
     d_all = pattern.d_spacing()
+    index = index[d_all[index] >= d_min]
+    if len(index) == 0:
+        return _no_peaks()
     # only the largest-d lines are used: keep enough for the K-alpha2 companions (each at smaller d than its line)
     index = np.sort(index[np.argsort(-d_all[index], kind="stable")[: 3 * max_peaks]])
     position = np.array([_top_position(signal, k, width) for k in index])  # fractional point index
@@ -744,11 +748,13 @@ def weak_lines(pattern: MeasuredPattern, cell: IndexedCell, doublet: tuple[float
     """Q (the cell's zero shift removed) of the lines down to `threshold` of the strongest within the cell's indexed
     range: where a group allows a line too weak for the search, `refine.extinction` counts it as seen, not missing
     (the weak h+k odd lines of a Pnma olivine are what tell it from Cmcm)."""
-    peaks = find_peaks(pattern, max_peaks=WEAK_MAX_LINES, threshold=threshold, doublet=doublet)
-    if len(peaks) == 0 or len(cell.q_indexed) == 0:
+    if len(cell.q_indexed) == 0:
         return np.zeros(0)
+    q_max = np.max(cell.q_indexed) + np.max(cell.tol_indexed)
+    # lines a little beyond the range are found too (the zero shift moves them), then cut at q_max
+    peaks = find_peaks(pattern, max_peaks=WEAK_MAX_LINES, threshold=threshold, doublet=doublet, d_min=0.98 / math.sqrt(q_max))
     q = peaks.q - peaks.slope * cell.zero
-    return q[q <= np.max(cell.q_indexed) + np.max(cell.tol_indexed)]
+    return q[q <= q_max]
 
 
 def _index_peaks(peaks: PeakPositions, systems: tuple[str, ...], choose: dict) -> IndexedCell | None:
