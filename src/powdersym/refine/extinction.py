@@ -14,7 +14,8 @@ conditions remove them (NaCl's lines 111 200 220 311 222 400: Fm-3m allows no ot
 A line can be weak by chance or by pseudo-symmetry, so this is a factor per line, not a rule: on RRUFF, minerals
 whose superstructure lines are weak (Pnma olivines with weak h+k odd lines, apatites) lose their group to the
 pseudo-symmetric one as often as other minerals gain theirs, while on the spglib structures simulated by pymatgen
-space-group top-1 rises from 13.1 to 16.7 % (X-ray) and 5.8 to 10.5 % (neutron) (docs/results.md, 2026-12-06).
+space-group top-1 rises from 13.1 to 16.9 % (X-ray) and 5.8 to 10.7 % (neutron) (docs/results.md, 2026-12-06).
+Weak lines, below the search threshold (`IndexedCell.q_weak`), count as seen.
 
 Orthorhombic cells are indexed with a <= b <= c, which need not be a group's standard setting (Pnma has b the
 shortest axis): each group is tested in the six axis orders and keeps the order with the most weight.
@@ -65,9 +66,17 @@ def line_reflections(cell: IndexedCell) -> tuple[np.ndarray, np.ndarray]:
     return hkl[which[keep]], line[keep]
 
 
+def _tolerance_at(cell: IndexedCell, q: np.ndarray) -> np.ndarray:
+    """The indexed lines' tolerance (Q units) interpolated to Q values q."""
+    q_lines = np.asarray(cell.q_indexed, dtype=np.float64)
+    order = np.argsort(q_lines)
+    return np.interp(q, q_lines[order], np.asarray(cell.tol_indexed, dtype=np.float64)[order])
+
+
 def _lattice_lines(cell: IndexedCell, q_limit: float) -> tuple[np.ndarray, np.ndarray]:
     """Every reflection of the cell up to Q = q_limit, hkl [M, 3] (one of each set the Laue group relates, 000 left
-    out), and the resolved line it falls on [M]: reflections whose Q lie within the indexed lines' tolerance of each other make one line."""
+    out), and the resolved line it falls on [M]: reflections whose Q lie within the indexed lines' tolerance of
+    each other make one line."""
     n = [int(math.ceil(length * math.sqrt(q_limit))) + 1 for length in cell.lattice()[:3]]
     # absences share the Laue symmetry; mmm, 4/m and m-3 map every reflection into h, k, l >= 0, -3 does not
     first = [-m for m in n] if cell.system == "hexagonal" else [0, 0, 0]
@@ -77,8 +86,7 @@ def _lattice_lines(cell: IndexedCell, q_limit: float) -> tuple[np.ndarray, np.nd
     hkl, q = hkl[keep], q[keep]
     order = np.argsort(q)
     q_sorted = q[order]
-    q_lines = np.asarray(cell.q_indexed, dtype=np.float64)
-    tol = np.interp(q_sorted, np.sort(q_lines), np.asarray(cell.tol_indexed, dtype=np.float64)[np.argsort(q_lines)])
+    tol = _tolerance_at(cell, q_sorted)
     line = np.empty(len(q), dtype=np.int64)
     line[order] = np.cumsum(np.diff(q_sorted, prepend=-np.inf) > tol) - 1
     return hkl, line
@@ -100,8 +108,7 @@ def _allowed_by_order(cell: IndexedCell, numbers: torch.Tensor, orders: list) ->
     seen_reflection = (np.abs(q[:, None] - q_lines[None, :]) <= tol[None, :]).any(1)
     q_weak = np.asarray(cell.q_weak, dtype=np.float64)
     if len(q_weak):  # a weak line on a reflection shows it too
-        weak_tol = np.interp(q_weak, np.sort(q_lines), tol[np.argsort(q_lines)])
-        seen_reflection |= (np.abs(q[:, None] - q_weak[None, :]) <= weak_tol[None, :]).any(1)
+        seen_reflection |= (np.abs(q[:, None] - q_weak[None, :]) <= _tolerance_at(cell, q_weak)[None, :]).any(1)
     seen = np.zeros(n_lines, dtype=bool)
     seen[line[seen_reflection]] = True  # a resolved line is seen where one of its reflections explains a line
     every = np.concatenate([hkl[:, list(order)] for order in orders])  # [O * M, 3]
@@ -181,7 +188,8 @@ def group_counted(cell: IndexedCell) -> IndexedCell:
     if fewest[g, o] >= lattice or fewest[g, o] == 0:
         return cell
     factor = lattice / fewest[g, o]
-    return replace(cell, m20=cell.m20 * factor, n_calculated=max(1, round(cell.n_calculated / factor)), lines_of=int(numbers[g]))
+    n_calculated = max(1, round(cell.n_calculated / factor))
+    return replace(cell, m20=cell.m20 * factor, n_calculated=n_calculated, lines_of=int(numbers[g]))
 
 
 def absence_weights(cell: IndexedCell | None, count: np.ndarray | None = None, penalty: float = PENALTY,

@@ -24,13 +24,14 @@ than 16; of the cells indexing the most lines the cubic one when its M20 is with
 None. Where none is accepted, `centred_cubic` looks for the cubic cell of a mixture's main phase (three quarters of
 the lines, the strongest among them, M20 >= 100 counting the lines of its P, I or F centring). An orthorhombic
 cell is searched only where no cubic, tetragonal or hexagonal one is accepted: the higher symmetry wins. Where
-still none is, each system's best cell is scored again with N20 counting only the lines of the group of its lattice
-that allows the fewest without forbidding an indexed one (`refine.extinction.group_counted`, DICVOL's M20 for an
-extinction symbol; `IndexedCell.lines_of` names the group). These
-limits were set on the development RRUFF patterns and the pymatgen-simulated spglib structures (docs/results.md,
-2026-12-05 third to fifth sessions, 2026-12-06): on RRUFF they accept 76 cells, 69 of the right lattice. A
-hexagonal cell says "hexagonal lattice": trigonal groups index on it too. Monoclinic and triclinic cells are not searched: a None means "not
-shown to be orthorhombic or higher", never "low symmetry", and a monoclinic cell with beta near 90 deg can index
+still none is, each tetragonal, hexagonal and orthorhombic best cell is scored again with N20 counting only the
+lines of the group of its lattice that allows the fewest without forbidding an indexed one
+(`refine.extinction.group_counted`, DICVOL's M20 for an extinction symbol; `IndexedCell.lines_of` names the
+group), and accepted from M20 12. These limits were set on the development RRUFF patterns and the
+pymatgen-simulated spglib structures (docs/results.md, 2026-12-05 third to fifth sessions, 2026-12-06): on RRUFF
+they accept 96 cells, 86 of the right lattice. A hexagonal cell says "hexagonal lattice": trigonal groups index on
+it too. Monoclinic and triclinic cells are not searched: a None means "not shown to be orthorhombic or higher",
+never "low symmetry", and a monoclinic cell with beta near 90 deg can index
 as orthorhombic (4 of RRUFF's 100 monoclinic patterns). A metrically pseudo-symmetric cell (an orthorhombic a = b
 within the peak widths) indexes as the higher system; positions alone cannot tell them apart.
 `refine.extinction` then tests the indexed lines against each group's systematic absences.
@@ -740,7 +741,8 @@ def index_pattern(
     found = _index_peaks(find_peaks(source, threshold=threshold, doublet=doublet), systems, choose)
     if found is None:
         return None
-    return replace(found, denoised=quiet is not None, q_weak=weak_lines(source, found, doublet, WEAK_FRACTION * threshold))
+    weak = weak_lines(source, found, doublet, WEAK_FRACTION * threshold)
+    return replace(found, denoised=quiet is not None, q_weak=weak)
 
 
 def weak_lines(pattern: MeasuredPattern, cell: IndexedCell, doublet: tuple[float, float] | None = None,
@@ -752,7 +754,8 @@ def weak_lines(pattern: MeasuredPattern, cell: IndexedCell, doublet: tuple[float
         return np.zeros(0)
     q_max = np.max(cell.q_indexed) + np.max(cell.tol_indexed)
     # lines a little beyond the range are found too (the zero shift moves them), then cut at q_max
-    peaks = find_peaks(pattern, max_peaks=WEAK_MAX_LINES, threshold=threshold, doublet=doublet, d_min=0.98 / math.sqrt(q_max))
+    d_min = 0.98 / math.sqrt(q_max)
+    peaks = find_peaks(pattern, max_peaks=WEAK_MAX_LINES, threshold=threshold, doublet=doublet, d_min=d_min)
     q = peaks.q - peaks.slope * cell.zero
     return q[q <= q_max]
 
@@ -774,8 +777,8 @@ def _index_peaks(peaks: PeakPositions, systems: tuple[str, ...], choose: dict) -
     for cells in (high, low):
         if found is None:
             recounted = {system: _group_counted(cell, choose) for system, cell in cells.items() if system != "cubic"}
-            found = choose_cell({system: cell for system, cell in recounted.items() if cell is not None and cell.lines_of},
-                                **({"min_m20": MIN_M20_GROUP} | choose))
+            recounted = {system: cell for system, cell in recounted.items() if cell is not None and cell.lines_of}
+            found = choose_cell(recounted, **({"min_m20": MIN_M20_GROUP} | choose))
     return found
 
 
