@@ -73,9 +73,9 @@ def _tolerance_at(cell: IndexedCell, q: np.ndarray) -> np.ndarray:
     return np.interp(q, q_lines[order], np.asarray(cell.tol_indexed, dtype=np.float64)[order])
 
 
-def _lattice_lines(cell: IndexedCell, q_limit: float) -> tuple[np.ndarray, np.ndarray]:
+def _lattice_lines(cell: IndexedCell, q_limit: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every reflection of the cell up to Q = q_limit, hkl [M, 3] (one of each set the Laue group relates, 000 left
-    out), and the resolved line it falls on [M]: reflections whose Q lie within the indexed lines' tolerance of
+    out), its Q [M] and the resolved line it falls on [M]: reflections whose Q lie within the indexed lines' tolerance of
     each other make one line."""
     n = [int(math.ceil(length * math.sqrt(q_limit))) + 1 for length in cell.lattice()[:3]]
     # absences share the Laue symmetry; mmm, 4/m and m-3 map every reflection into h, k, l >= 0, -3 does not
@@ -89,7 +89,7 @@ def _lattice_lines(cell: IndexedCell, q_limit: float) -> tuple[np.ndarray, np.nd
     tol = _tolerance_at(cell, q_sorted)
     line = np.empty(len(q), dtype=np.int64)
     line[order] = np.cumsum(np.diff(q_sorted, prepend=-np.inf) > tol) - 1
-    return hkl, line
+    return hkl, q, line
 
 
 def _allowed_by_order(cell: IndexedCell, numbers: torch.Tensor, orders: list) -> tuple[np.ndarray, np.ndarray]:
@@ -100,11 +100,10 @@ def _allowed_by_order(cell: IndexedCell, numbers: torch.Tensor, orders: list) ->
     if len(q_lines) == 0:
         return nothing, nothing
     tol = np.asarray(cell.tol_indexed, dtype=np.float64)
-    hkl, line = _lattice_lines(cell, float((q_lines + tol).max()))
+    hkl, q, line = _lattice_lines(cell, float((q_lines + tol).max()))
     n_lines = int(line.max()) + 1 if len(line) else 0
     if n_lines == 0:
         return nothing, nothing
-    q = np.einsum("ni,ij,nj->n", hkl, reciprocal_metric(cell), hkl)
     seen_reflection = (np.abs(q[:, None] - q_lines[None, :]) <= tol[None, :]).any(1)
     q_weak = np.asarray(cell.q_weak, dtype=np.float64)
     if len(q_weak):  # a weak line on a reflection shows it too
