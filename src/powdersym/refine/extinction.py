@@ -39,12 +39,39 @@ MISSING = 0.7  # probability factor per line a group allows, within the observed
 
 def reciprocal_metric(cell: IndexedCell) -> np.ndarray:
     """G* [3, 3] of the indexed cell: Q(hkl) = h G* h^T (hexagonal axes with gamma = 120 deg)."""
-    a, b, c = cell.lattice()[:3]
-    if cell.system == "hexagonal":
-        g = np.array([[1.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 0.0]]) * 4.0 / (3.0 * a**2)
-        g[2, 2] = 1.0 / c**2
-        return g
-    return np.diag([1.0 / a**2, 1.0 / b**2, 1.0 / c**2])
+    return np.linalg.inv(direct_metric(cell.lattice()))
+
+
+def direct_metric(lattice: tuple[float, ...]) -> np.ndarray:
+    """G [3, 3] of a lattice (a, b, c in Å, alpha, beta, gamma in deg): G_ij = a_i . a_j."""
+    lengths = np.asarray(lattice[:3], dtype=np.float64)
+    cos = np.cos(np.radians(np.asarray(lattice[3:], dtype=np.float64)))
+    angles = np.array([[1.0, cos[2], cos[1]], [cos[2], 1.0, cos[0]], [cos[1], cos[0], 1.0]])
+    return lengths[:, None] * lengths[None, :] * angles
+
+
+def lattice_of(metric: np.ndarray) -> tuple[float, ...]:
+    """(a, b, c, alpha, beta, gamma) of a direct metric G."""
+    lengths = np.sqrt(np.diag(metric))
+    cos = metric / lengths[:, None] / lengths[None, :]
+    angles = np.degrees(np.arccos(np.clip([cos[1, 2], cos[0, 2], cos[0, 1]], -1, 1)))
+    return tuple(float(v) for v in lengths) + tuple(float(v) for v in angles)
+
+
+def _settings(system: str) -> list[np.ndarray]:
+    """Index transformations [3, 3] (h' = h M) to try a group's standard setting in: the six axis orders of an
+    orthorhombic cell (indexed a <= b <= c; Pnma has b the shortest); for a monoclinic cell (unique axis b) the
+    changes of basis of the a-c net with entries -1, 0, 1, one of each +-pair (the three cell choices of ITA and
+    their a-c swaps: an indexed C2/c cell may be any of them); the identity otherwise."""
+    if system == "orthorhombic":
+        return [np.eye(3, dtype=np.int64)[:, list(order)] for order in itertools.permutations(range(3))]
+    if system == "monoclinic":
+        out: list[np.ndarray] = []
+        for p, q, r, s in itertools.product((-1, 0, 1), repeat=4):
+            if abs(p * s - q * r) == 1 and not any((m == -np.array([[p, q], [r, s]])).all() for m in out):
+                out.append(np.array([[p, q], [r, s]]))
+        return [np.array([[m[0, 0], 0, m[0, 1]], [0, 1, 0], [m[1, 0], 0, m[1, 1]]]) for m in out]
+    return [np.eye(3, dtype=np.int64)]
 
 
 def line_reflections(cell: IndexedCell) -> tuple[np.ndarray, np.ndarray]:
@@ -78,8 +105,9 @@ def _lattice_lines(cell: IndexedCell, q_limit: float) -> tuple[np.ndarray, np.nd
     out), its Q [M] and the resolved line it falls on [M]: reflections whose Q lie within the indexed lines' tolerance of
     each other make one line."""
     n = [int(math.ceil(length * math.sqrt(q_limit))) + 1 for length in cell.lattice()[:3]]
-    # absences share the Laue symmetry; mmm, 4/m and m-3 map every reflection into h, k, l >= 0, -3 does not
-    first = [-m for m in n] if cell.system == "hexagonal" else [0, 0, 0]
+    # absences share the Laue symmetry; mmm, 4/m and m-3 map every reflection into h, k, l >= 0, 2/m into h, k >= 0,
+    # -3 does not
+    first = {"hexagonal": [-m for m in n], "monoclinic": [0, 0, -n[2]]}.get(cell.system, [0, 0, 0])
     hkl = np.stack(np.meshgrid(*[np.arange(f, m + 1) for f, m in zip(first, n)], indexing="ij"), -1).reshape(-1, 3)
     q = np.einsum("ni,ij,nj->n", hkl, reciprocal_metric(cell), hkl)
     keep = (q > 0) & (q <= q_limit)
@@ -110,7 +138,7 @@ def _allowed_by_order(cell: IndexedCell, numbers: torch.Tensor, orders: list) ->
         seen_reflection |= (np.abs(q[:, None] - q_weak[None, :]) <= _tolerance_at(cell, q_weak)[None, :]).any(1)
     seen = np.zeros(n_lines, dtype=bool)
     seen[line[seen_reflection]] = True  # a resolved line is seen where one of its reflections explains a line
-    every = np.concatenate([hkl[:, list(order)] for order in orders])  # [O * M, 3]
+    every = np.concatenate([hkl @ order for order in orders])  # [O * M, 3]
     present = (~is_systematically_absent_batch(numbers, every)).float()  # [G, O * M]
     line_of = torch.as_tensor(np.concatenate([line + n_lines * o for o in range(len(orders))]))
     allowed = torch.zeros(len(numbers), len(orders) * n_lines).scatter_reduce(
@@ -119,14 +147,14 @@ def _allowed_by_order(cell: IndexedCell, numbers: torch.Tensor, orders: list) ->
 
 
 def _forbidden_by_order(cell: IndexedCell, numbers: torch.Tensor) -> tuple[np.ndarray, list]:
-    """int [G, O]: indexed lines each group forbids with the cell's axes in each order (one order unless
-    orthorhombic), and the orders."""
-    orders = list(itertools.permutations(range(3))) if cell.system == "orthorhombic" else [(0, 1, 2)]
+    """int [G, O]: indexed lines each group forbids with the cell's indices transformed by each setting
+    (`_settings`), and the settings."""
+    orders = _settings(cell.system)
     hkl, line = line_reflections(cell)
     n_lines = len(cell.q_indexed)
     if n_lines == 0:
         return np.zeros((len(numbers), len(orders)), dtype=np.int64), orders
-    every = np.concatenate([hkl[:, list(order)] for order in orders])  # [O * M, 3]: one absence test for all orders
+    every = np.concatenate([hkl @ order for order in orders])  # [O * M, 3]: one absence test for all orders
     present = (~is_systematically_absent_batch(numbers, every)).float()  # [G, O * M]
     line_of = torch.as_tensor(np.concatenate([line + n_lines * o for o in range(len(orders))]))
     allowed = torch.zeros(len(numbers), len(orders) * n_lines).scatter_reduce(
@@ -144,15 +172,17 @@ def forbidden_lines(cell: IndexedCell) -> np.ndarray:
 
 
 def setting_lattice(cell: IndexedCell, number: int) -> tuple[float, ...]:
-    """The cell's lattice (a, b, c, alpha, beta, gamma) with its axes in the order that suits group `number`'s
-    standard setting: for an orthorhombic cell (indexed a <= b <= c), the order in which the group's reflection
-    conditions forbid the fewest indexed lines (the first such order on a tie); other cells as they are."""
+    """The cell's lattice (a, b, c, alpha, beta, gamma) in the setting that suits group `number`'s standard one:
+    for an orthorhombic cell (indexed a <= b <= c) the axis order, for a monoclinic one the a-c basis, in which the
+    group's reflection conditions forbid the fewest indexed lines (the first such setting on a tie; beta >= 90);
+    other cells as they are."""
     lattice = cell.lattice()
-    if cell.system != "orthorhombic":
+    if cell.system not in ("orthorhombic", "monoclinic"):
         return lattice
     counts, orders = _forbidden_by_order(cell, torch.tensor([number]))
-    order = orders[int(np.argmin(counts[0]))]
-    return tuple(lattice[i] for i in order) + lattice[3:]
+    m = orders[int(np.argmin(counts[0]))]
+    a, b, c, alpha, beta, gamma = lattice_of(m.T @ direct_metric(lattice) @ m)  # h' = h M: G' = M^T G M
+    return (a, b, c, alpha, max(beta, 180.0 - beta), gamma)
 
 
 def line_evidence(cell: IndexedCell, penalty: float = PENALTY, missing: float = MISSING) -> tuple[np.ndarray, np.ndarray]:

@@ -50,9 +50,10 @@ from powdersym.io.background import snip_background
 from powdersym.io.pattern import MeasuredPattern
 
 HIGH_SYMMETRY = ("cubic", "tetragonal", "hexagonal")
-SYSTEMS = (*HIGH_SYMMETRY, "orthorhombic")
+SYSTEMS = (*HIGH_SYMMETRY, "orthorhombic", "monoclinic")
 # ITA numbers of the groups whose lattice each indexed system implies (hexagonal lattice: trigonal + hexagonal)
-SPACE_GROUP_RANGES = {"cubic": (195, 230), "tetragonal": (75, 142), "hexagonal": (143, 194), "orthorhombic": (16, 74)}
+SPACE_GROUP_RANGES = {"cubic": (195, 230), "tetragonal": (75, 142), "hexagonal": (143, 194), "orthorhombic": (16, 74),
+                      "monoclinic": (3, 15)}
 MAX_UNINDEXED = 2
 MIN_M20 = 20.0  # de Wolff's M20 a cell needs to be accepted
 MAX_LINE_RATIO = 6.0  # calculated lines per indexed line beyond which a cell is too large to accept
@@ -90,6 +91,9 @@ MIXTURE_FRACTION = 0.75
 MIN_M20_CENTRED = 100.0
 MAX_LINE_RATIO_CENTRED = 3.0
 _MIN_LINES_CENTRED = 5
+# a monoclinic cell (refine.monoclinic) is accepted from M20 10 (de Wolff's limit for twenty lines), its centring's
+# lines counted
+MIN_M20_MONOCLINIC = 10.0
 _NOISE_BLOCK = 300  # points per block the noise level is measured over
 
 
@@ -116,7 +120,7 @@ class PeakPositions:
 class IndexedCell:
     """A cell that indexes the observed lines, with de Wolff's M20 and how many lines it explains."""
 
-    system: str  # cubic, tetragonal or hexagonal (lattice: hexagonal covers trigonal groups)
+    system: str  # cubic, tetragonal, hexagonal (lattice: hexagonal covers trigonal groups), orthorhombic, monoclinic
     a: float  # Å
     c: float  # Å (= a for cubic cells)
     zero: float  # fitted zero shift, pattern units (2theta deg or ToF µs)
@@ -124,22 +128,28 @@ class IndexedCell:
     n_indexed: int
     n_lines: int
     n_calculated: int  # distinct lines the cell predicts up to the last observed one (de Wolff's N20)
-    b: float | None = None  # Å, orthorhombic cells only (a <= b <= c); the others have b = a
+    b: float | None = None  # Å, orthorhombic (a <= b <= c) and monoclinic cells only; the others have b = a
+    beta: float = 90.0  # deg, monoclinic cells (unique axis b, beta >= 90)
     # Q = 1/d^2 (zero shift removed) and tolerance of the lines the cell indexes (refine.extinction tests them)
     q_indexed: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
     tol_indexed: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
     # Q (zero shift removed) of weaker lines within the indexed range, below the search threshold (`weak_lines`)
     q_weak: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
     denoised: bool = False  # the lines were found on the smoothed copy of a noisy pattern (`denoised`)
-    centring: str = "P"  # cubic cells: the lattice centring whose lines N20 counts (I, F: `centred_cubic`)
+    centring: str = "P"  # the lattice centring whose lines N20 counts (cubic I, F: `centred_cubic`; monoclinic C, A, I)
     lines_of: int = 0  # the space group whose lines N20 counts (refine.extinction.group_counted); 0: the lattice's
 
     def lattice(self) -> tuple[float, float, float, float, float, float]:
         gamma = 120.0 if self.system == "hexagonal" else 90.0
-        return (self.a, self.a if self.b is None else self.b, self.c, 90.0, 90.0, gamma)
+        return (self.a, self.a if self.b is None else self.b, self.c, 90.0, self.beta, gamma)
 
     def line_d(self, d_min: float) -> np.ndarray:
         """d-spacings (Å, decreasing) of the distinct lines of the lattice down to d_min, none extinct."""
+        if self.system == "monoclinic":
+            from powdersym.refine.monoclinic import reciprocal_cell, reflections
+
+            q = np.unique(np.round(reflections(reciprocal_cell(*self.lattice()[:3], self.beta), 1.0 / d_min**2)[1], 12))
+            return 1.0 / np.sqrt(q)
         if self.system == "orthorhombic":
             h, k, l = (np.arange(int(v / d_min) + 2) ** 2 for v in (self.a, self.b, self.c))
             q = (h[:, None, None] / self.a**2 + k[None, :, None] / self.b**2 + l[None, None, :] / self.c**2).ravel()
@@ -156,20 +166,24 @@ class IndexedCell:
         return 1.0 / np.sqrt(q[q <= 1.0 / d_min**2])
 
     def to_dict(self) -> dict:
-        return {"system": self.system, "a": round(self.a, 5), "b": round(self.lattice()[1], 5), "c": round(self.c, 5), "zero": round(self.zero, 5),
+        return {"system": self.system, "a": round(self.a, 5), "b": round(self.lattice()[1], 5), "c": round(self.c, 5),
+                "beta": round(self.beta, 3), "zero": round(self.zero, 5),
                 "m20": round(self.m20, 1), "n_indexed": self.n_indexed, "n_lines": self.n_lines,
                 "n_calculated": self.n_calculated, "denoised": self.denoised, "centring": self.centring,
                 "lines_of": self.lines_of}  # fmt: skip
 
     def __str__(self) -> str:
-        edges = cell_edges(self.system, *self.lattice()[:3])
+        edges = cell_edges(self.system, *self.lattice()[:3], self.beta)
         return f"indexed {self.system}: {edges}, M20 {self.m20:.0f}, {self.n_indexed} of {self.n_lines} lines"
 
 
-def cell_edges(system: str, a: float, b: float, c: float) -> str:
-    """The free edges of a cell of this system, as printed: 'a 5.6400 Å', 'a 3.2500 c 5.2070 Å', 'a .. b .. c .. Å'."""
+def cell_edges(system: str, a: float, b: float, c: float, beta: float = 90.0) -> str:
+    """The free parameters of a cell of this system, as printed: 'a 5.6400 Å', 'a 3.2500 c 5.2070 Å',
+    'a .. b .. c .. Å', 'a .. b .. c .. Å, beta 105.12 deg'."""
     values = {"a": a, "b": b, "c": c}
-    return " ".join(f"{axis} {values[axis]:.4f}" for axis in {"cubic": "a", "orthorhombic": "abc"}.get(system, "ac")) + " Å"
+    axes = {"cubic": "a", "orthorhombic": "abc", "monoclinic": "abc"}.get(system, "ac")
+    edges = " ".join(f"{axis} {values[axis]:.4f}" for axis in axes) + " Å"
+    return edges + (f", beta {beta:.2f} deg" if system == "monoclinic" else "")
 
 
 def with_article(system: str) -> str:
@@ -586,6 +600,10 @@ def _score(cells, zero, system, q0, slope, tol_q):
     q = q0[None, :] - slope[None, :] * zero[:, None]  # [K, n]
     if system == "orthorhombic":
         return _score_orthorhombic(cells, q, tol_q)
+    if system == "monoclinic":
+        from powdersym.refine.monoclinic import score_monoclinic  # it imports this module
+
+        return score_monoclinic(cells, q, tol_q)
     q_max = q.max(1).values  # [K]
     a = cells[:, 0]
     lines = _lines_for(system, float((q_max / a).max()))
@@ -646,7 +664,12 @@ def index_cells(peaks: PeakPositions, systems: tuple[str, ...] = SYSTEMS) -> dic
     for system in systems:
         if system not in SPACE_GROUP_RANGES:
             raise ValueError(f"unknown system {system!r} (expected one of {', '.join(SYSTEMS)})")
-        out[system] = None if n < 3 else _index_system(peaks, system)
+        if system == "monoclinic":
+            from powdersym.refine.monoclinic import index_monoclinic  # it imports this module
+
+            out[system] = index_monoclinic(peaks)
+        else:
+            out[system] = None if n < 3 else _index_system(peaks, system)
     return out
 
 
@@ -763,7 +786,7 @@ def weak_lines(pattern: MeasuredPattern, cell: IndexedCell, doublet: tuple[float
 def _index_peaks(peaks: PeakPositions, systems: tuple[str, ...], choose: dict) -> IndexedCell | None:
     # cells of two or three parameters need min_lines lines to be accepted: do not search them with fewer
     enough = len(peaks) >= choose.get("min_lines", _MIN_LINES)
-    high = index_cells(peaks, tuple(s for s in systems if s != "orthorhombic" and (enough or s == "cubic")))
+    high = index_cells(peaks, tuple(s for s in systems if s in HIGH_SYMMETRY and (enough or s == "cubic")))
     found = choose_cell(high, **choose)
     if found is None and "cubic" in systems:  # the main phase of a mixture, or few lines of a centred cell
         found = centred_cubic(peaks)
@@ -779,6 +802,8 @@ def _index_peaks(peaks: PeakPositions, systems: tuple[str, ...], choose: dict) -
             recounted = {system: _group_counted(cell, choose) for system, cell in cells.items() if system != "cubic"}
             recounted = {system: cell for system, cell in recounted.items() if cell is not None and cell.lines_of}
             found = choose_cell(recounted, **({"min_m20": MIN_M20_GROUP} | choose))
+    if found is None and "monoclinic" in systems:  # last: four parameters fit more lines by chance
+        found = choose_cell(index_cells(peaks, ("monoclinic",)), **({"min_m20": MIN_M20_MONOCLINIC} | choose))
     return found
 
 
