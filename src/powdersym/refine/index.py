@@ -92,8 +92,10 @@ MIN_M20_CENTRED = 100.0
 MAX_LINE_RATIO_CENTRED = 3.0
 _MIN_LINES_CENTRED = 5
 # a monoclinic cell (refine.monoclinic) is accepted from M20 10 (de Wolff's limit for twenty lines), its centring's
-# lines counted
+# lines counted, with at most 4.5 calculated lines per indexed one: on RRUFF and the pymatgen X-ray set every
+# accepted cell above that from a triclinic or orthorhombic pattern (and 5 of 7 from monoclinic ones were wrong cells)
 MIN_M20_MONOCLINIC = 10.0
+MAX_LINE_RATIO_MONOCLINIC = 4.5
 _NOISE_BLOCK = 300  # points per block the noise level is measured over
 
 
@@ -803,7 +805,8 @@ def _index_peaks(peaks: PeakPositions, systems: tuple[str, ...], choose: dict) -
             recounted = {system: cell for system, cell in recounted.items() if cell is not None and cell.lines_of}
             found = choose_cell(recounted, **({"min_m20": MIN_M20_GROUP} | choose))
     if found is None and "monoclinic" in systems:  # last: four parameters fit more lines by chance
-        found = choose_cell(index_cells(peaks, ("monoclinic",)), **({"min_m20": MIN_M20_MONOCLINIC} | choose))
+        limits = {"min_m20": MIN_M20_MONOCLINIC, "max_line_ratio": MAX_LINE_RATIO_MONOCLINIC}
+        found = choose_cell(index_cells(peaks, ("monoclinic",)), **(limits | choose))
     return found
 
 

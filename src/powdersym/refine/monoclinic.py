@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from powdersym.refine.index import (
-    _CHUNK, MAX_LINE_RATIO, MAX_UNINDEXED, MIN_M20_MONOCLINIC, IndexedCell, PeakPositions, _least_squares, _m20, _orthorhombic_trials,
+    _CHUNK, MAX_LINE_RATIO_MONOCLINIC, MAX_UNINDEXED, MIN_M20_MONOCLINIC, IndexedCell, PeakPositions, _least_squares, _m20, _orthorhombic_trials,
     _small_forms,
 )
 
@@ -32,6 +32,9 @@ _RANK_LINES, _REFINED = 10, 60  # the voted cells ranked on the first 10 lines, 
 _MAX_LENGTH = 25.0  # Å
 VOTE_WIDTH = 0.003
 MIN_LINES = 18  # fewer lines: four parameters fit too many of them by chance
+# unindexed lines a cell may leave (two for the other systems): simulated triclinic patterns indexed as monoclinic
+# supercells with M20 12-30 leaving two of 20 lines (3 of 16), none leaving one
+UNINDEXED = 1
 METRIC_TOLERANCE = 0.003  # relative: a net this close to rectangular is orthorhombic
 _MIN_LENGTH = 2.5  # Å
 _VOTED = 3000  # the most-voted trial cells scored
@@ -160,7 +163,7 @@ def centring_mask(centring: str, h, k, l):
 
 
 def index_monoclinic(peaks: PeakPositions) -> IndexedCell | None:
-    """The best monoclinic cell of the peaks (the most lines indexed at M20 >= MIN_M20_MONOCLINIC with at most MAX_LINE_RATIO
+    """The best monoclinic cell of the peaks (the most lines indexed at M20 >= MIN_M20_MONOCLINIC with at most MAX_LINE_RATIO_MONOCLINIC
     calculated lines per indexed one, else the best M20; N20 counting its centring's lines), or None: fewer than
     MIN_LINES lines, or no trial cell. Whether to accept it is `index.choose_cell`'s call."""
     n = len(peaks)
@@ -195,9 +198,9 @@ def index_monoclinic(peaks: PeakPositions) -> IndexedCell | None:
     q = q0[None, :] - slope[None, :] * zero[:, None]
     indexed, misfit, _, n_calc = score_monoclinic(cells, q, tol_q)
     q_max = q.max(1).values
-    m20 = _m20(indexed, misfit, n_calc, q_max)
+    m20 = _m20(indexed, misfit, n_calc, q_max, unindexed=UNINDEXED)
     n_indexed = indexed.sum(1)
-    good = (m20 >= MIN_M20_MONOCLINIC) & (n_calc <= MAX_LINE_RATIO * n_indexed)
+    good = (m20 >= MIN_M20_MONOCLINIC) & (n_calc <= MAX_LINE_RATIO_MONOCLINIC * n_indexed)
     k = int(torch.argmax(torch.where(good, n_indexed * (m20.max() + 1) + m20, m20 - m20.max() - 1)))
     lines = indexed[k].numpy()
     q_indexed, tol_indexed = q[k].numpy()[lines], tol_q.numpy()[lines]
