@@ -417,13 +417,13 @@ def predict(
     top: int = typer.Option(5, "--top", help="How many space groups to list."),
     background: str = typer.Option("chebyshev", "--background", help="Background subtraction: chebyshev, snip or none."),
     prior: str = typer.Option("known", "--prior", help="Space-group prior: known (how often known crystals take each group: P2_1/c far more often than P4_22_12; for real samples) or trained (the model's balanced training classes)."),
-    index: bool = typer.Option(True, "--index/--no-index", help="Index the peak positions with cubic, tetragonal, hexagonal and then orthorhombic cells; where one fits (de Wolff's M20 >= 20), keep only the space groups of that lattice, down-weight those whose systematic absences forbid an indexed line or that allow lines the pattern does not show, and report the cell. A cubic cell may also index the main phase of a mixture."),
+    index: bool = typer.Option(True, "--index/--no-index", help="Index the peak positions with cubic, tetragonal, hexagonal, then orthorhombic and last monoclinic cells; where one fits (de Wolff's M20), keep only the space groups of that lattice, down-weight those whose systematic absences forbid an indexed line or that allow lines the pattern does not show, and report the cell. A cubic cell may also index the main phase of a mixture."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document with every result (for pipelines)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Folder for PNGs of raw pattern, background and model input (with the indexed cell's lines)."),
 ) -> None:
     """Space group, Bravais lattice, crystal system, extinction group and a lattice estimate of measured patterns,
     with an 'uncertain' flag when the model is less certain than on the validation threshold. Where the peak
-    positions index a cell (cubic to orthorhombic), the cell is reported and only its lattice's groups are kept."""
+    positions index a cell (cubic to monoclinic), the cell is reported and only its lattice's groups are kept."""
     import json
 
     from powdersym.io import PatternFormatError, read_pattern
@@ -528,7 +528,7 @@ def calibrate(
 def refine(
     file: Path = typer.Argument(..., help="Measured pattern (any format `predict` reads)."),
     sg: str = typer.Option(..., "--sg", help="Space group: number (standard setting) or Hermann-Mauguin symbol, e.g. 'P 1 21/n 1'."),
-    cell: Optional[str] = typer.Option(None, "--cell", help="Starting cell a,b,c,alpha,beta,gamma (Å, deg), e.g. from `powdersym predict`; default: the cubic, tetragonal, hexagonal or orthorhombic cell the peak positions index."),
+    cell: Optional[str] = typer.Option(None, "--cell", help="Starting cell a,b,c,alpha,beta,gamma (Å, deg), e.g. from `powdersym predict`; default: the cubic, tetragonal, hexagonal, orthorhombic or monoclinic cell the peak positions index."),
     wavelength: Optional[float] = typer.Option(None, "--wavelength", "-w", help="Wavelength in Å of 2theta data (when the file does not say)."),
     unit: Optional[str] = typer.Option(None, "--unit", help="x axis of column files: two_theta or tof."),
     instrument_file: Optional[Path] = typer.Option(None, "--instrument-file", help="GSAS(-II) instrument parameters (.instprm/.prm)."),
@@ -571,7 +571,7 @@ def _indexed_start(pattern, group: int | str, instrument) -> list[float]:
 
     found = index_pattern(pattern, doublet=instrument_doublet(instrument) if pattern.unit == "two_theta" else None)
     if found is None:
-        raise ValueError("no cubic, tetragonal, hexagonal or orthorhombic cell indexes these peaks (M20 >= 20); give a starting cell with --cell")
+        raise ValueError("no cubic, tetragonal, hexagonal, orthorhombic or monoclinic cell indexes these peaks; give a starting cell with --cell")
     setting = SpaceGroupSetting.from_key(group)
     low, high = SPACE_GROUP_RANGES[found.system]
     if not low <= setting.number <= high:

@@ -3,8 +3,8 @@ space group (230) probabilities, calibrated by the model's temperature and turne
 balance the model was trained on to the space-group frequencies of known crystals (`prior="known"`, the default; a
 sample is far likelier P2_1/c than P4_22_12), summed into Bravais lattice, crystal system and extinction group; a
 lattice estimate; and an 'uncertain' flag below the model's refusal threshold (chosen on validation data, Vecsei
-et al.'s refusal). Where the peak positions index a cubic, tetragonal, hexagonal or orthorhombic cell
-(`refine.index`: de Wolff's M20 >= 20), only the space groups of that lattice keep their probability, those whose
+et al.'s refusal). Where the peak positions index a cubic, tetragonal, hexagonal, orthorhombic or monoclinic cell
+(`refine.index`: de Wolff's M20), only the space groups of that lattice keep their probability, those whose
 systematic absences forbid an indexed line, or that allow lines the pattern does not show, are down-weighted
 (`refine.extinction`), and the cell replaces the network's lattice estimate (`index=False` turns this off).
 
@@ -128,7 +128,7 @@ class Prediction:
                      f"({self.bravais[1]:.0%}), extinction group {self.extinction_group[0]} ({self.extinction_group[1]:.0%})")  # fmt: skip
         if self.indexed is not None:
             cell = self.indexed
-            lengths = cell_edges(cell["system"], cell["a"], cell["b"], cell["c"])
+            lengths = cell_edges(cell["system"], cell["a"], cell["b"], cell["c"], cell.get("beta", 90.0))
             lines.append(f"  peak positions index {with_article(cell['system'])} lattice: {lengths}, M20 {cell['m20']:.0f}, "
                          f"{cell['n_indexed']} of {cell['n_lines']} lines"
                          f"{' (of the smoothed pattern: noisy data)' if cell.get('denoised') else ''}"
@@ -267,7 +267,7 @@ class Predictor:
         return torch.cat(logits).numpy(), (torch.cat(lattice).numpy() if lattice else None)
 
     def index_patterns(self, patterns: list) -> list:
-        """The accepted cell (refine.IndexedCell: cubic, tetragonal, hexagonal lattice or orthorhombic) or None for
+        """The accepted cell (refine.IndexedCell: cubic, tetragonal, hexagonal lattice, orthorhombic or monoclinic) or None for
         each MeasuredPattern; all None when `index` is off."""
         from powdersym.refine.index import index_pattern
 

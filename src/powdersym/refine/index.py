@@ -1,4 +1,4 @@
-"""Powder indexing: does a cubic, tetragonal, hexagonal or orthorhombic cell explain the peak positions?
+"""Powder indexing: does a cubic, tetragonal, hexagonal, orthorhombic or monoclinic cell explain the peak positions?
 
 The network reads symmetry from the whole profile and misses the high-symmetry systems of measured samples
 (docs/results.md: on RRUFF it calls most hexagonal and tetragonal minerals monoclinic or orthorhombic). A
@@ -27,12 +27,13 @@ cell is searched only where no cubic, tetragonal or hexagonal one is accepted: t
 still none is, each tetragonal, hexagonal and orthorhombic best cell is scored again with N20 counting only the
 lines of the group of its lattice that allows the fewest without forbidding an indexed one
 (`refine.extinction.group_counted`, DICVOL's M20 for an extinction symbol; `IndexedCell.lines_of` names the
-group), and accepted from M20 12. These limits were set on the development RRUFF patterns and the
-pymatgen-simulated spglib structures (docs/results.md, 2026-12-05 third to fifth sessions, 2026-12-06): on RRUFF
-they accept 96 cells, 86 of the right lattice. A hexagonal cell says "hexagonal lattice": trigonal groups index on
-it too. Monoclinic and triclinic cells are not searched: a None means "not shown to be orthorhombic or higher",
-never "low symmetry", and a monoclinic cell with beta near 90 deg can index
-as orthorhombic (4 of RRUFF's 100 monoclinic patterns). A metrically pseudo-symmetric cell (an orthorhombic a = b
+group), and accepted from M20 12. Last, from 18 or more lines, a monoclinic cell (`refine.monoclinic`): M20 >= 10
+counting its centring's lines, at most one line unindexed and 4.5 calculated lines per indexed one. These limits were
+set on the development RRUFF patterns and the pymatgen-simulated spglib structures (docs/results.md, 2026-12-05
+third to fifth sessions, 2026-12-06 and 2026-12-06 second session). A hexagonal cell says "hexagonal lattice":
+trigonal groups index on it too. Triclinic cells are not searched: a None means "not shown to be monoclinic or
+higher", never "triclinic", and a monoclinic cell with beta near 90 deg can index as orthorhombic (8 of RRUFF's 100
+monoclinic patterns). A metrically pseudo-symmetric cell (an orthorhombic a = b
 within the peak widths) indexes as the higher system; positions alone cannot tell them apart.
 `refine.extinction` then tests the indexed lines against each group's systematic absences.
 """

@@ -1,17 +1,26 @@
 """Monoclinic powder indexing: four reciprocal parameters, Q = A h^2 + B k^2 + C l^2 + D h l (unique axis b).
 
-Half of RRUFF's minerals are monoclinic or triclinic, and the network calls most monoclinic ones triclinic
-(docs/results.md). A monoclinic cell that indexes twenty lines with a good M20 settles the crystal system, as DICVOL
-or TREOR would. The search is TREOR's idea made exhaustive over small indices:
+Half of RRUFF's minerals are monoclinic or triclinic; on 53 of its 100 monoclinic patterns the network's top group
+is P-1 (docs/results.md). A monoclinic cell that indexes twenty lines with a good M20 settles the crystal system, as
+DICVOL or TREOR would. The search is TREOR's idea made exhaustive over small indices, with a vote:
 
-1. (A, B, C) from three of the first lines put on three lines of the h0l-free zones (h, k, l in 0-2, h l = 0:
-   the orthorhombic trial cells of `refine.index`), each axis in turn taken as the unique one;
-2. D from a fourth line among the first eight put on a small h k l with h l != 0 (h, l in 1-2, k in 0-2);
-3. the a-c net reduced (|D| <= A <= C, D >= 0: beta between 90 and 120 deg), duplicates dropped, cells ranked on
-   the first lines and refined by weighted least squares with a zero shift, as the other systems are;
-4. N20 counts the lines of the lattice centring (P, C, A or I in the found axes) that forbids no indexed line and
-   allows the fewest: a C-centred cell (a third of RRUFF's monoclinic minerals: C2/c, C2/m, Cc) predicts half the
+1. (A, B, C) from three of the first six lines put on three small reflections (h, k, l in 0-2; the orthorhombic
+   trial cells of `refine.index`), each axis in turn taken as the unique one: the lines are assumed to lie in the
+   zones h0l-free of D (h l = 0);
+2. D from a fourth line among the first eight put on a small reflection with h l != 0 (h, l in 1-2, k in 0-2);
+3. each trial's a*-c* net reduced (|D| <= A <= C, D >= 0: beta between 90 and 120 deg) and the trials binned
+   (`vote`, 0.3 % wide): the right cell comes from many choices of lines, a chance one from few. The 3,000 most
+   voted are ranked by M20 on the first 10 lines, the best 600 on 20, and the best 60, with each one's sub-cells
+   (a, b or c halved), refined by weighted least squares with a zero shift as the other systems are;
+4. nets within 0.3 % of rectangular or centred rectangular are dropped (an orthorhombic P or C lattice), and N20
+   counts the lines of the centring (P, C, A or I in the found axes) that allows a reflection on every indexed line
+   and the fewest lines: a C-centred cell (a third of RRUFF's monoclinic minerals: C2/c, C2/m, Cc) predicts half the
    lines of a primitive one.
+
+`refine.index` runs it last, from 18 lines, where no cell of higher symmetry is accepted, and accepts its cell from
+M20 10 with at most one unindexed line and 4.5 calculated lines per indexed one. On RRUFF that gives 22 of the 100
+monoclinic patterns a monoclinic cell and none of the 46 triclinic or 67 orthorhombic ones (docs/results.md,
+2026-12-06, second session). Triclinic cells are not searched.
 """
 
 from __future__ import annotations
@@ -22,22 +31,26 @@ import numpy as np
 import torch
 
 from powdersym.refine.index import (
-    _CHUNK, MAX_LINE_RATIO_MONOCLINIC, MAX_UNINDEXED, MIN_M20_MONOCLINIC, IndexedCell, PeakPositions, _least_squares, _m20, _orthorhombic_trials,
-    _small_forms,
+    _CHUNK, MAX_LINE_RATIO_MONOCLINIC, MAX_UNINDEXED, MIN_M20_MONOCLINIC, IndexedCell, PeakPositions, _least_squares,
+    _m20, _orthorhombic_trials, _small_forms,
 )
 
 CENTRINGS = ("P", "C", "A", "I")
-_D_LINES = 8  # lines that may fix D
-_RANK_LINES, _REFINED = 10, 60  # the voted cells ranked on the first 10 lines, the best 60 refined
-_MAX_LENGTH = 25.0  # Å
-VOTE_WIDTH = 0.003
-MIN_LINES = 18  # fewer lines: four parameters fit too many of them by chance
-# unindexed lines a cell may leave (two for the other systems): simulated triclinic patterns indexed as monoclinic
-# supercells with M20 12-30 leaving two of 20 lines (3 of 16), none leaving one
+# fewer lines: four parameters fit too many of them by chance (from 16, RRUFF gained no monoclinic cell and one
+# orthorhombic pattern a wrong one)
+MIN_LINES = 18
+# unindexed lines a cell may leave (two for the other systems): 3 of 16 simulated triclinic patterns indexed as
+# monoclinic supercells with M20 12-30 leaving two of 20 lines, none leaving one
 UNINDEXED = 1
-METRIC_TOLERANCE = 0.003  # relative: a net this close to rectangular is orthorhombic
-_MIN_LENGTH = 2.5  # Å
-_VOTED = 3000  # the most-voted trial cells scored
+VOTE_WIDTH = 0.003  # relative width of the bins trial cells vote in
+METRIC_TOLERANCE = 0.003  # relative: a net this close to rectangular or centred rectangular is orthorhombic
+# the most-voted trial cells ranked, then (lines ranked on, cells kept): on RRUFF ((10, 60),) indexed 13 monoclinic
+# patterns, ((10, 600), (20, 60)) 22 at 0.3 s a pattern, ((10, 600), (20, 100)) 23 at 0.45 s; 10,000 voted cells
+# instead of 3,000 found fewer (more chance competitors)
+_VOTED = 3000
+RANKING = ((10, 600), (20, 60))
+_D_LINES = 8  # lines that may fix D
+_MIN_LENGTH, _MAX_LENGTH = 2.5, 25.0  # Å, cell edges searched
 
 
 def _d_rows() -> torch.Tensor:
@@ -147,25 +160,24 @@ def count_lines(cells: torch.Tensor, q_max: torch.Tensor, h_max: int, k_max: int
     l = torch.arange(-l_max, l_max + 1, dtype=cells.dtype)[None, None, :]
     calc = a * h * h + b * k * k + c * l * l + d * h * l  # [K, H, J, L]
     half = (h > 0) | ((h == 0) & (l > 0)) | ((h == 0) & (l == 0) & (k > 0))
-    allowed = half
-    return ((calc <= q_max[:, None, None, None] * (1 + 1e-9)) & allowed).sum((1, 2, 3))
+    return ((calc <= q_max[:, None, None, None] * (1 + 1e-9)) & half).sum((1, 2, 3))
 
 
-def centring_mask(centring: str, h, k, l):
-    """Reflections a monoclinic lattice centring allows (in the cell's own axes)."""
+def centring_mask(centring: str, h: np.ndarray, k: np.ndarray, l: np.ndarray) -> np.ndarray:
+    """bool: the reflections a monoclinic lattice centring (P, C, A, I in the cell's own axes) allows."""
     if centring == "C":
         return (h + k) % 2 == 0
     if centring == "A":
         return (k + l) % 2 == 0
     if centring == "I":
         return (h + k + l) % 2 == 0
-    return (h + k + l) == (h + k + l)
+    return np.ones(np.broadcast(h, k, l).shape, dtype=bool)
 
 
 def index_monoclinic(peaks: PeakPositions) -> IndexedCell | None:
-    """The best monoclinic cell of the peaks (the most lines indexed at M20 >= MIN_M20_MONOCLINIC with at most MAX_LINE_RATIO_MONOCLINIC
-    calculated lines per indexed one, else the best M20; N20 counting its centring's lines), or None: fewer than
-    MIN_LINES lines, or no trial cell. Whether to accept it is `index.choose_cell`'s call."""
+    """The best monoclinic cell of the peaks (the most lines indexed at M20 >= MIN_M20_MONOCLINIC with at most
+    MAX_LINE_RATIO_MONOCLINIC calculated lines per indexed one, else the best M20; N20 counting its centring's lines),
+    or None: fewer than MIN_LINES lines, or no trial cell. Whether to accept it is `index.choose_cell`'s call."""
     n = len(peaks)
     if n < MIN_LINES:
         return None
@@ -176,13 +188,14 @@ def index_monoclinic(peaks: PeakPositions) -> IndexedCell | None:
     if len(cells) == 0:
         return None
     cells = cells[torch.argsort(votes, descending=True)[:_VOTED]]
-    m = min(_RANK_LINES, n)
-    q, tol = q0[:m].float(), tol_q[:m].float()
-    scores = []
-    for part in cells.float().split(_CHUNK):
-        indexed, misfit, _, n_calc = score_monoclinic(part, q[None].expand(len(part), -1), 2 * tol)
-        scores.append(_m20(indexed, misfit, n_calc, q.max().expand(len(part)), unindexed=MAX_UNINDEXED))
-    cells = cells[torch.topk(torch.cat(scores), min(_REFINED, len(cells))).indices]
+    for lines, keep in RANKING:
+        m = min(lines, n)
+        q, tol = q0[:m].float(), tol_q[:m].float()
+        scores = []
+        for part in cells.float().split(_CHUNK):
+            indexed, misfit, _, n_calc = score_monoclinic(part, q[None].expand(len(part), -1), 2 * tol)
+            scores.append(_m20(indexed, misfit, n_calc, q.max().expand(len(part)), unindexed=MAX_UNINDEXED))
+        cells = cells[torch.topk(torch.cat(scores), min(keep, len(cells))).indices]
     cells = torch.cat([cells, sub_cells(cells)])
     zero = torch.zeros(len(cells), dtype=torch.float64)
     fit_zero = peaks.max_zero > 0
@@ -262,7 +275,8 @@ def sub_cells(cells: torch.Tensor) -> torch.Tensor:
 
 
 def cell_parameters(cell: np.ndarray) -> tuple[float, float, float, float]:
-    """(a, b, c, beta deg) from (A, B, C, D): a* = sqrt(A), c* = sqrt(C), cos beta* = D / (2 a* c*), beta = 180 - beta*."""
+    """(a, b, c, beta deg) from (A, B, C, D): a* = sqrt(A), c* = sqrt(C), cos beta* = D / (2 a* c*),
+    beta = 180 - beta*."""
     a_s, b_s, c_s = (math.sqrt(float(v)) for v in cell[:3])
     cos_bs = float(cell[3]) / (2 * a_s * c_s)
     sin_bs = math.sqrt(max(1 - cos_bs**2, 1e-12))
