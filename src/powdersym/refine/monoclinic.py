@@ -101,12 +101,13 @@ def vote(cells: torch.Tensor, width: float = VOTE_WIDTH) -> tuple[torch.Tensor, 
     key = torch.cat([torch.round(logs), torch.round(cos)[:, None]], 1).long()
     key = key - key.min(0).values
     flat = ((key[:, 0] * 4096 + key[:, 1]) * 4096 + key[:, 2]) * 4096 + key[:, 3]
-    _, first, counts = np.unique(flat.numpy(), return_index=True, return_counts=True)
-    return cells[torch.as_tensor(first)], torch.as_tensor(counts)
+    bins, which, counts = torch.unique(flat, return_inverse=True, return_counts=True)
+    first = torch.full((len(bins),), len(flat)).scatter_reduce(0, which, torch.arange(len(flat)), "amin")
+    return cells[first], counts
 
 
 def _grid(cells: torch.Tensor, q_max: torch.Tensor):
-    """Index ranges covering Q <= q_max for every cell: h in -H..H, k in 0..J."""
+    """Index ranges covering Q <= q_max for every cell: h in 0..H, k in 0..J (l of either sign)."""
     a, b, c, d = cells.unbind(1)
     a_eff = a - d * d / (4 * c)  # min over l of Q(h, 0, l) / h^2
     h_max = int(math.sqrt(float((q_max / a_eff).max()))) + 1
@@ -120,7 +121,8 @@ def score_monoclinic(cells: torch.Tensor, q: torch.Tensor, tol_q: torch.Tensor):
     a, b, c, d = (v[:, None, None, None] for v in cells.unbind(1))  # [K, 1, 1, 1]
     q_max = q.max(1).values
     h_max, k_max = _grid(cells, q_max)
-    h = torch.arange(-h_max, h_max + 1, dtype=q.dtype)[None, None, :, None]  # [1, 1, H, 1]
+    # h >= 0: (-h, k, -l) is the same line as (h, k, l), and the two roots give l of either sign
+    h = torch.arange(h_max + 1, dtype=q.dtype)[None, None, :, None]  # [1, 1, H, 1]
     k2 = (torch.arange(k_max + 1, dtype=q.dtype) ** 2)[None, None, None, :]  # [1, 1, 1, J]
     base = a * h * h + b * k2  # [K, 1, H, J]
     lin = d * h
@@ -144,7 +146,7 @@ def score_monoclinic(cells: torch.Tensor, q: torch.Tensor, tol_q: torch.Tensor):
             best_idx = torch.where(better, idx, best_idx)
             best_l = torch.where(better, lbest, best_l)
     j = k_max + 1
-    hh = (best_idx // j - h_max).to(q.dtype)
+    hh = (best_idx // j).to(q.dtype)
     kk = (best_idx % j).to(q.dtype)
     rows = torch.stack([hh * hh, kk * kk, best_l * best_l, hh * best_l], -1)
     n_calc = count_lines(cells, q_max, h_max, k_max)
@@ -191,6 +193,8 @@ def index_monoclinic(peaks: PeakPositions) -> IndexedCell | None:
     for lines, keep in RANKING:
         m = min(lines, n)
         q, tol = q0[:m].float(), tol_q[:m].float()
+        # chunks of similar cells: each scores only the indices its own cells reach
+        cells = cells[torch.argsort(cells[:, 0] * cells[:, 1], descending=True)]
         scores = []
         for part in cells.float().split(_CHUNK):
             indexed, misfit, _, n_calc = score_monoclinic(part, q[None].expand(len(part), -1), 2 * tol)
