@@ -93,8 +93,8 @@ MIN_M20_CENTRED = 100.0
 MAX_LINE_RATIO_CENTRED = 3.0
 _MIN_LINES_CENTRED = 5
 # a monoclinic cell (refine.monoclinic) is accepted from M20 10 (de Wolff's limit for twenty lines), its centring's
-# lines counted, with at most 4.5 calculated lines per indexed one: on RRUFF and the pymatgen X-ray set every
-# accepted cell above that from a triclinic or orthorhombic pattern (and 5 of 7 from monoclinic ones were wrong cells)
+# lines counted, with at most 4.5 calculated lines per indexed one: above that, RRUFF accepted 2 triclinic and 2
+# monoclinic patterns, the pymatgen X-ray set 1 orthorhombic and 5 monoclinic ones, 4 of them with wrong cells
 MIN_M20_MONOCLINIC = 10.0
 MAX_LINE_RATIO_MONOCLINIC = 4.5
 _NOISE_BLOCK = 300  # points per block the noise level is measured over
