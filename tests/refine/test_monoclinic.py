@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from powdersym.io import read_pattern
-from powdersym.refine import index_pattern
+from powdersym.refine import index_pattern, refine_pattern
 from powdersym.refine.extinction import line_evidence, setting_lattice
 from powdersym.refine.monoclinic import cell_parameters, reciprocal_cell, reduce_net, reflections
 from powdersym.symmetry.absences import is_systematically_absent_batch
@@ -75,6 +75,20 @@ def test_measured_sucrose(shared_data: Path) -> None:
     got, want = niggli(found.lattice()), niggli([10.8633, 8.7050, 7.7585, 90, 102.945, 90])
     assert np.abs(got[:3] / want[:3] - 1).max() < 1e-3, (got, want)
     assert np.abs(got[3:] - want[3:]).max() < 0.1, (got, want)
+
+
+def test_measured_sucrose_refined_from_its_indexed_cell(shared_data: Path) -> None:
+    """Le Bail refinement in P2_1 from the indexed cell put in the group's setting (`setting_lattice`: of the cells
+    P2_1's conditions fit, beta nearest 90 deg): the published cell within 0.1 % and 0.05 deg, as given (no other
+    setting)."""
+    folder = shared_data / "measured/gsas2_tutorials/files_gsas2_main/Exercises/sucrose"
+    pattern = read_pattern(folder / "11bmb_0842.fxye", instrument_file=folder / "11bmb_0842.prm")
+    found = index_pattern(pattern)
+    assert found is not None and found.system == "monoclinic", str(found)
+    result = refine_pattern(pattern, space_group=4, cell=list(setting_lattice(found, 4)))
+    published = [10.8633, 8.7050, 7.7585, 90, 102.945, 90]
+    assert np.abs(result.relative_error(published)).max() < 1e-3, str(result)
+    assert result.cell[4] == pytest.approx(published[4], abs=0.05), str(result)
 
 
 @pytest.mark.parametrize("number, cell", [

@@ -66,10 +66,11 @@ def _settings(system: str) -> list[np.ndarray]:
     if system == "orthorhombic":
         return [np.eye(3, dtype=np.int64)[:, list(order)] for order in itertools.permutations(range(3))]
     if system == "monoclinic":
-        out: list[np.ndarray] = []
+        out: list[np.ndarray] = [np.eye(2, dtype=np.int64)]
         for p, q, r, s in itertools.product((-1, 0, 1), repeat=4):
-            if abs(p * s - q * r) == 1 and not any((m == -np.array([[p, q], [r, s]])).all() for m in out):
-                out.append(np.array([[p, q], [r, s]]))
+            basis = np.array([[p, q], [r, s]])
+            if abs(p * s - q * r) == 1 and not any((m == basis).all() or (m == -basis).all() for m in out):
+                out.append(basis)
         return [np.array([[m[0, 0], 0, m[0, 1]], [0, 1, 0], [m[1, 0], 0, m[1, 1]]]) for m in out]
     return [np.eye(3, dtype=np.int64)]
 
@@ -174,14 +175,16 @@ def forbidden_lines(cell: IndexedCell) -> np.ndarray:
 def setting_lattice(cell: IndexedCell, number: int) -> tuple[float, ...]:
     """The cell's lattice (a, b, c, alpha, beta, gamma) in the setting that suits group `number`'s standard one:
     for an orthorhombic cell (indexed a <= b <= c) the axis order, for a monoclinic one the a-c basis, in which the
-    group's reflection conditions forbid the fewest indexed lines (the first such setting on a tie; beta >= 90);
-    other cells as they are."""
+    group's reflection conditions forbid the fewest indexed lines (on a tie, beta nearest 90 deg, then the first;
+    beta >= 90); other cells as they are."""
     lattice = cell.lattice()
     if cell.system not in ("orthorhombic", "monoclinic"):
         return lattice
     counts, orders = _forbidden_by_order(cell, torch.tensor([number]))
-    m = orders[int(np.argmin(counts[0]))]
-    a, b, c, alpha, beta, gamma = lattice_of(m.T @ direct_metric(lattice) @ m)  # h' = h M: G' = M^T G M
+    # h' = h M: G' = M^T G M; of the settings that forbid the fewest lines, the one with beta nearest 90 deg (ITA's
+    # choice among a monoclinic group's cells), the first on a tie (the identity: orthorhombic cells keep their order)
+    fits = [lattice_of(m.T @ direct_metric(lattice) @ m) for m, n in zip(orders, counts[0]) if n == counts[0].min()]
+    a, b, c, alpha, beta, gamma = min(fits, key=lambda fit: round(abs(fit[4] - 90.0), 6))
     return (a, b, c, alpha, max(beta, 180.0 - beta), gamma)
 
 
