@@ -18,11 +18,14 @@ space-group top-1 rises from 13.1 to 16.9 % (X-ray) and 5.8 to 10.7 % (neutron) 
 Weak lines, below the search threshold (`IndexedCell.q_weak`), count as seen.
 
 Orthorhombic cells are indexed with a <= b <= c, which need not be a group's standard setting (Pnma has b the
-shortest axis): each group is tested in the six axis orders and keeps the order with the most weight.
+shortest axis): each group is tested in the six axis orders and keeps the order with the most weight. Monoclinic
+cells are indexed with a reduced a*-c* net, which need not be a group's cell choice: each group is tested in 20
+bases of the a-c net (`_settings`; ITA's three cell choices and their a-c swaps among them).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import replace
@@ -58,21 +61,22 @@ def lattice_of(metric: np.ndarray) -> tuple[float, ...]:
     return tuple(float(v) for v in lengths) + tuple(float(v) for v in angles)
 
 
-def _settings(system: str) -> list[np.ndarray]:
+@functools.lru_cache(maxsize=8)
+def _settings(system: str) -> tuple[np.ndarray, ...]:
     """Index transformations [3, 3] (h' = h M) to try a group's standard setting in: the six axis orders of an
     orthorhombic cell (indexed a <= b <= c; Pnma has b the shortest); for a monoclinic cell (unique axis b) the
     changes of basis of the a-c net with entries -1, 0, 1, one of each +-pair (the three cell choices of ITA and
     their a-c swaps: an indexed C2/c cell may be any of them); the identity otherwise."""
     if system == "orthorhombic":
-        return [np.eye(3, dtype=np.int64)[:, list(order)] for order in itertools.permutations(range(3))]
+        return tuple(np.eye(3, dtype=np.int64)[:, list(order)] for order in itertools.permutations(range(3)))
     if system == "monoclinic":
         out: list[np.ndarray] = [np.eye(2, dtype=np.int64)]
         for p, q, r, s in itertools.product((-1, 0, 1), repeat=4):
             basis = np.array([[p, q], [r, s]])
             if abs(p * s - q * r) == 1 and not any((m == basis).all() or (m == -basis).all() for m in out):
                 out.append(basis)
-        return [np.array([[m[0, 0], 0, m[0, 1]], [0, 1, 0], [m[1, 0], 0, m[1, 1]]]) for m in out]
-    return [np.eye(3, dtype=np.int64)]
+        return tuple(np.array([[m[0, 0], 0, m[0, 1]], [0, 1, 0], [m[1, 0], 0, m[1, 1]]]) for m in out)
+    return (np.eye(3, dtype=np.int64),)
 
 
 def line_reflections(cell: IndexedCell) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +125,7 @@ def _lattice_lines(cell: IndexedCell, q_limit: float) -> tuple[np.ndarray, np.nd
     return hkl, q, line
 
 
-def _allowed_by_order(cell: IndexedCell, numbers: torch.Tensor, orders: list) -> tuple[np.ndarray, np.ndarray]:
+def _allowed_by_order(cell: IndexedCell, numbers: torch.Tensor, orders: tuple) -> tuple[np.ndarray, np.ndarray]:
     """int [G, O] twice: lines of the cell up to its last indexed line that group g allows (in axis order o) and
     that no indexed or weak line explains, and all the lines it allows there."""
     q_lines = np.asarray(cell.q_indexed, dtype=np.float64)
@@ -147,7 +151,7 @@ def _allowed_by_order(cell: IndexedCell, numbers: torch.Tensor, orders: list) ->
     return (allowed & ~torch.as_tensor(seen)).sum(2).long().numpy(), allowed.sum(2).long().numpy()
 
 
-def _forbidden_by_order(cell: IndexedCell, numbers: torch.Tensor) -> tuple[np.ndarray, list]:
+def _forbidden_by_order(cell: IndexedCell, numbers: torch.Tensor) -> tuple[np.ndarray, tuple]:
     """int [G, O]: indexed lines each group forbids with the cell's indices transformed by each setting
     (`_settings`), and the settings."""
     orders = _settings(cell.system)

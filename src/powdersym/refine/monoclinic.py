@@ -84,8 +84,9 @@ def monoclinic_trials(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     lines = q[: min(_D_LINES, len(q))].float()  # [L]
     d = (lines[None, :, None] - (abc @ rows[:, :3].T)[:, None, :]) / rows[:, 3]  # [3T, L, R]
     a, c = abc[:, 0, None, None], abc[:, 2, None, None]
-    cell, _, _ = torch.nonzero((d.abs() > 1e-7 * a) & (d * d < 3.8 * a * c), as_tuple=True)
-    d = d[(d.abs() > 1e-7 * a) & (d * d < 3.8 * a * c)]
+    valid = (d.abs() > 1e-7 * a) & (d * d < 3.8 * a * c)  # D != 0, and a positive-definite metric
+    cell, _, _ = torch.nonzero(valid, as_tuple=True)
+    d = d[valid]
     cells = reduce_net(torch.cat([abc[cell], d[:, None]], 1))
     lengths = real_lengths(cells)
     cells = cells[((lengths >= _MIN_LENGTH) & (lengths <= _MAX_LENGTH)).all(1)]
