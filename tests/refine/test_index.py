@@ -18,7 +18,10 @@ from powdersym.predict import Predictor, restrict_to_cells
 from powdersym.refine import IndexedCell, find_peaks, index_cells, index_pattern
 from powdersym.refine.extinction import forbidden_lines
 from powdersym.evaluate.sets import load_evaluation_set
-from powdersym.refine.index import HIGH_SYMMETRY, SYSTEMS, allowed_unindexed, centring_allows, choose_cell, denoised
+from powdersym.refine.index import (
+    HIGH_SYMMETRY, MIN_M20, MIN_M20_GROUP, MIN_M20_MONOCLINIC, SYSTEMS, allowed_unindexed, centring_allows, choose_cell,
+    denoised,
+)
 from powdersym.simulate import preset, simulate
 from powdersym.structures import read_structure
 from powdersym.structures.crystal import Crystal
@@ -311,7 +314,9 @@ def test_any_finite_pattern_indexes_or_gives_none(y: np.ndarray, unit: str) -> N
     peaks = find_peaks(pattern)
     assert len(peaks) <= 20 and np.all(np.diff(peaks.d) <= 0) and np.all(np.isfinite(peaks.q))
     found = index_pattern(pattern)
-    assert found is None or (found.m20 >= 20 and found.a > 0 and found.c > 0)
+    if found is not None:  # the M20 limit of the path that accepted it
+        limit = MIN_M20_MONOCLINIC if found.system == "monoclinic" else MIN_M20_GROUP if found.lines_of else MIN_M20
+        assert found.m20 >= limit and found.a > 0 and found.c > 0 and np.isfinite(found.lattice()).all()
 
 
 def test_lines_of_an_indexed_cell() -> None:
