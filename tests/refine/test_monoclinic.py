@@ -113,3 +113,25 @@ def test_monoclinic_extinction_groups(number: int, cell: list[float], general_cr
     for q_line, tol in zip(found.q_indexed, found.tol_indexed):
         near = np.abs(q - q_line) <= tol
         assert near.any() and (~absent[near]).any(), q_line
+
+
+@pytest.mark.parametrize("structure", ["POSCAR-003", "POSCAR-004"])
+def test_weak_orthorhombic_cell_loses_to_a_much_better_monoclinic_one(structure: str, shared_data: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """P2 and P2_1 cells of the spglib structures simulated by pymatgen (another code): a wrong orthorhombic cell
+    of M20 18-20 indexes their lines, the true monoclinic cell has M20 over 100. Without the contest the
+    orthorhombic cell is kept; with it the monoclinic cell wins and equals the structure's (gemmi Niggli)."""
+    from powdersym.evaluate.sets import load_evaluation_set
+    from powdersym.predict import Predictor
+    from powdersym.refine import index
+
+    data = load_evaluation_set("spglib-pymatgen-xray")
+    i = next(k for k, name in enumerate(data.names) if name.endswith(f"monoclinic/{structure}"))
+    predictor = Predictor.for_instrument("xray-cuka")
+    found = predictor.index_patterns([data.patterns[i]])[0]
+    assert found is not None and found.system == "monoclinic", str(found)
+    assert np.abs(niggli(found.lattice()) - niggli(data.lattice[i]))[:3].max() < 0.01 * data.lattice[i][:3].min()
+    assert np.abs(niggli(found.lattice()) - niggli(data.lattice[i]))[3:].max() < 0.2
+    monkeypatch.setattr(index, "MAX_M20_CONTESTED", 0.0)
+    kept = predictor.index_patterns([data.patterns[i]])[0]
+    assert kept is not None and kept.system == "orthorhombic" and kept.m20 < 35, str(kept)
