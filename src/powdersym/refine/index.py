@@ -29,8 +29,8 @@ lines of the group of its lattice that allows the fewest without forbidding an i
 (`refine.extinction.group_counted`, DICVOL's M20 for an extinction symbol; `IndexedCell.lines_of` names the
 group), and accepted from M20 12. Last, from 18 or more lines, a monoclinic cell (`refine.monoclinic`): M20 >= 10
 counting its centring's lines, at most one line unindexed and 4.5 calculated lines per indexed one. It is also
-searched where the accepted cell is orthorhombic with M20 below 35, and replaces it when it indexes as many lines
-with twice the M20 (a monoclinic lattice indexes at least as well by chance, so only a clear margin counts). These limits were
+searched where the accepted cell is orthorhombic with its group's lines counted, and replaces it when it indexes as
+many lines with twice the M20 (a monoclinic lattice indexes at least as well by chance: only a clear margin counts). These limits were
 set on the development RRUFF patterns and the pymatgen-simulated spglib structures (docs/results.md, 2026-12-05
 third to fifth sessions, 2026-12-06 and 2026-12-06 second session). A hexagonal cell says "hexagonal lattice":
 trigonal groups index on it too. Triclinic cells are not searched: a None means "not shown to be monoclinic or
@@ -99,8 +99,7 @@ _MIN_LINES_CENTRED = 5
 # monoclinic patterns, the pymatgen X-ray set 1 orthorhombic and 5 monoclinic ones, 4 of them with wrong cells
 MIN_M20_MONOCLINIC = 10.0
 MAX_LINE_RATIO_MONOCLINIC = 4.5
-MAX_M20_CONTESTED = 35.0  # an orthorhombic cell below this M20 competes with the monoclinic search ...
-MONOCLINIC_FACTOR = 2.0  # ... which wins with this many times its M20, indexing as many lines
+MONOCLINIC_FACTOR = 2.0  # a monoclinic cell replaces a group-counted orthorhombic one with this many times its M20
 _NOISE_BLOCK = 300  # points per block the noise level is measured over
 
 
@@ -809,10 +808,10 @@ def _index_peaks(peaks: PeakPositions, systems: tuple[str, ...], choose: dict) -
             recounted = {system: _group_counted(cell, choose) for system, cell in cells.items() if system != "cubic"}
             recounted = {system: cell for system, cell in recounted.items() if cell is not None and cell.lines_of}
             found = choose_cell(recounted, **({"min_m20": MIN_M20_GROUP} | choose))
-    # last: four parameters fit more lines by chance. A weak orthorhombic cell (M20 below MAX_M20_CONTESTED) is
-    # contested: a monoclinic cell indexing as many lines at MONOCLINIC_FACTOR times its M20 wins (on the pymatgen
-    # X-ray patterns, P2_1 cells of M20 120 and 3,000 had lost to orthorhombic ones of M20 18 and 20)
-    contested = found is not None and found.system == "orthorhombic" and found.m20 < MAX_M20_CONTESTED
+    # last: four parameters fit more lines by chance. An orthorhombic cell accepted with its group's lines counted
+    # (from M20 12) is contested: a monoclinic cell indexing as many lines at MONOCLINIC_FACTOR times its M20 wins (on
+    # the pymatgen X-ray patterns, P2 and P2_1 cells of M20 120 and 3,000 had lost to such cells of M20 18 and 20)
+    contested = found is not None and found.system == "orthorhombic" and found.lines_of != 0
     if (found is None or contested) and "monoclinic" in systems:
         limits = {"min_m20": MIN_M20_MONOCLINIC, "max_line_ratio": MAX_LINE_RATIO_MONOCLINIC}
         mono = choose_cell(index_cells(peaks, ("monoclinic",)), **(limits | choose))
