@@ -46,13 +46,16 @@ def synthetic_set() -> tuple[list, np.ndarray, np.ndarray]:
     from powdersym.structures.random import RandomCrystalConfig, random_crystals
 
     groups = np.repeat(list(SYNTHETIC_GROUPS), list(SYNTHETIC_GROUPS.values()))
-    config = RandomCrystalConfig(n_sites_weights=(0, 0, 0) + (1,) * 9, real_site_fraction=0.5)  # cells of minerals' size
+    # 4-12 sites: cells of minerals' size (median edge 7.7 Å), not the 2-4 Å ones of few-site crystals
+    config = RandomCrystalConfig(n_sites_weights=(0, 0, 0) + (1,) * 9, real_site_fraction=0.5)
     crystals = random_crystals(torch.as_tensor(groups), config, generator=make_generator(SEED, "cpu"), device="cpu")
     instrument = preset("xray-cuka")
     with torch.no_grad():
-        y = render(crystals.batch, instrument, augment_config("realistic", instrument), make_generator(SEED + 1, "cpu"), "cpu")
+        augment = augment_config("realistic", instrument)
+        y = render(crystals.batch, instrument, augment, make_generator(SEED + 1, "cpu"), "cpu")
     x = instrument.grid()
-    patterns = [MeasuredPattern(x, row.double().numpy(), None, "two_theta", wavelength=instrument.wavelengths[0]) for row in y]
+    wavelength = instrument.wavelengths[0]
+    patterns = [MeasuredPattern(x, row.double().numpy(), None, "two_theta", wavelength=wavelength) for row in y]
     return patterns, groups, crystals.batch.lattice.numpy()
 
 
