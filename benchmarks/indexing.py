@@ -1,7 +1,7 @@
 """How often `powdersym predict`'s indexing finds the right crystal system, and how often a wrong one: the cell
 each pattern gets (`Predictor.index_patterns`, as predict does) against the true system, per set.
 
-    python benchmarks/indexing.py                                  # about 5 minutes on 2 CPU cores
+    python benchmarks/indexing.py                                  # about 4 minutes on 2 CPU cores
     python benchmarks/indexing.py --sets synthetic --workers 4
 
 Sets:
@@ -12,6 +12,8 @@ Sets:
   cell on a triclinic pattern zeroes the triclinic groups). Independent of RRUFF: no limit was set on it.
 - rruff: the shared measured RRUFF patterns (development data: they chose several indexing limits).
 - spglib-pymatgen-xray / -neutron: the shared spglib structures simulated by pymatgen.
+- random-lines: 200 patterns of 20-40 Gaussian lines at random 2theta (8-80 deg, Cu K-alpha1), random heights, on a
+  flat background with Poisson noise: no lattice, so every accepted cell is a false one.
 
 Per set: a table of true crystal system against the system of the accepted cell (a hexagonal lattice is right for
 trigonal groups), and, where the set has lattices, how many monoclinic cells have the true primitive volume within
@@ -31,7 +33,7 @@ import numpy as np
 SYNTHETIC_GROUPS = {2: 70, 1: 10, 14: 40, 15: 20, 4: 12, 12: 12, 11: 8, 9: 8, 5: 6, 7: 6, 13: 8, 62: 20, 19: 12,
                     61: 8, 33: 8, 60: 8, 63: 8, 29: 6, 64: 6, 74: 6, 70: 6, 56: 6, 58: 6}  # group: patterns
 SEED = 777
-SYSTEMS = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic")
+SYSTEMS = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic", "no lattice")
 FOUND = ("none", "cubic", "tetragonal", "hexagonal", "orthorhombic", "monoclinic")
 CENTRING_POINTS = {"P": 1, "A": 2, "B": 2, "C": 2, "I": 2, "F": 4, "R": 3}
 
@@ -59,9 +61,26 @@ def synthetic_set() -> tuple[list, np.ndarray, np.ndarray]:
     return patterns, groups, crystals.batch.lattice.numpy()
 
 
+def random_lines_set(n: int = 200) -> tuple[list, np.ndarray, None]:
+    """(MeasuredPattern list, zeros [N] (no space group), None) of patterns of random lines."""
+    from powdersym.io import MeasuredPattern
+
+    x = np.arange(5.0, 90.0, 0.01)
+    patterns = []
+    for seed in range(n):
+        rng = np.random.default_rng(seed)
+        k = int(rng.integers(20, 40))
+        position, height, fwhm = rng.uniform(8, 80, k), rng.exponential(1.0, k) + 0.05, rng.uniform(0.06, 0.15)
+        y = 100 + (1000 * height * np.exp(-0.5 * ((x[:, None] - position) / (fwhm / 2.355)) ** 2)).sum(1)
+        patterns.append(MeasuredPattern(x, rng.poisson(y).astype(float), None, "two_theta", wavelength=1.5406))
+    return patterns, np.zeros(n, dtype=int), None
+
+
 def load(name: str) -> tuple[list, np.ndarray, np.ndarray | None, str]:
     if name == "synthetic":
         return (*synthetic_set(), "xray-cuka")
+    if name == "random-lines":
+        return (*random_lines_set(), "xray-cuka")
     from powdersym.evaluate.sets import load_evaluation_set
 
     data = load_evaluation_set(name)
@@ -86,7 +105,7 @@ def _index(args: tuple) -> tuple:
 def system_of(number: int) -> str:
     from powdersym.symmetry import space_group
 
-    return space_group(int(number)).crystal_system
+    return "no lattice" if number == 0 else space_group(int(number)).crystal_system
 
 
 def primitive_volume(lattice, centring: str) -> float:
@@ -98,8 +117,8 @@ def primitive_volume(lattice, centring: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sets", nargs="+", default=["synthetic", "rruff", "spglib-pymatgen-xray"],
-                        choices=["synthetic", "rruff", "spglib-pymatgen-xray", "spglib-pymatgen-neutron"])
+    parser.add_argument("--sets", nargs="+", default=["synthetic", "rruff", "spglib-pymatgen-xray", "random-lines"],
+                        choices=["synthetic", "rruff", "spglib-pymatgen-xray", "spglib-pymatgen-neutron", "random-lines"])
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     from powdersym.symmetry import space_group
