@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from powdersym.evaluate.sets import load_evaluation_set
 from powdersym.io import read_pattern
-from powdersym.refine import index_pattern, refine_pattern
+from powdersym.predict import Predictor
+from powdersym.refine import index, index_pattern, refine_pattern
 from powdersym.refine.extinction import line_evidence, setting_lattice
 from powdersym.refine.monoclinic import cell_parameters, reciprocal_cell, reduce_net, reflections
 from powdersym.symmetry.absences import is_systematically_absent_batch
@@ -122,10 +124,6 @@ def test_weak_orthorhombic_cell_loses_to_a_much_better_monoclinic_one(structure:
     """P2 and P2_1 cells of the spglib structures simulated by pymatgen (another code): a wrong orthorhombic cell
     of M20 18-20 indexes their lines, the true monoclinic cell has M20 over 100. Without the contest the
     orthorhombic cell is kept; with it the monoclinic cell wins and equals the structure's (gemmi Niggli)."""
-    from powdersym.evaluate.sets import load_evaluation_set
-    from powdersym.predict import Predictor
-    from powdersym.refine import index
-
     data = load_evaluation_set("spglib-pymatgen-xray")
     i = next(k for k, name in enumerate(data.names) if name.endswith(f"monoclinic/{structure}"))
     predictor = Predictor.for_instrument("xray-cuka")

@@ -30,13 +30,14 @@ lines of the group of its lattice that allows the fewest without forbidding an i
 group), and accepted from M20 12. Last, from 18 or more lines, a monoclinic cell (`refine.monoclinic`): M20 >= 10
 counting its centring's lines, at most one line unindexed and 4.5 calculated lines per indexed one. It is also
 searched where the accepted cell is orthorhombic with its group's lines counted, and replaces it when it indexes as
-many lines with twice the M20 (a monoclinic lattice indexes at least as well by chance: only a clear margin counts). These limits were
-set on the development RRUFF patterns and the pymatgen-simulated spglib structures (docs/results.md, 2026-12-05
-third to fifth sessions, 2026-12-06 and 2026-12-06 second session). A hexagonal cell says "hexagonal lattice":
-trigonal groups index on it too. Triclinic cells are not searched: a None means "not shown to be monoclinic or
-higher", never "triclinic", and a monoclinic cell with beta near 90 deg can index as orthorhombic (8 of RRUFF's 100
-monoclinic patterns). A metrically pseudo-symmetric cell (an orthorhombic a = b
-within the peak widths) indexes as the higher system; positions alone cannot tell them apart.
+many lines with twice the M20 (a monoclinic lattice indexes at least as well by chance: only a clear margin counts).
+These limits were set on the development RRUFF patterns and the pymatgen-simulated spglib structures (docs/results.md,
+2026-12-05 third to fifth sessions, 2026-12-06 and its second and third sessions). A hexagonal cell says "hexagonal
+lattice": trigonal groups index on it too. Triclinic cells are not searched: a None means "not shown to be
+monoclinic or higher", never "triclinic", and a monoclinic cell with beta near 90 deg can index as orthorhombic (8 of
+RRUFF's 100 monoclinic patterns). A metrically pseudo-symmetric cell (an orthorhombic a = b within the peak widths)
+indexes as the higher system; positions alone cannot tell them apart. `benchmarks/indexing.py` tabulates the systems
+found against the true ones.
 `refine.extinction` then tests the indexed lines against each group's systematic absences.
 """
 

@@ -18,8 +18,8 @@ DICVOL or TREOR would. The search is TREOR's idea made exhaustive over small ind
    lines of a primitive one.
 
 `refine.index` runs it last, from 18 lines, where no cell of higher symmetry is accepted or only an orthorhombic one
-with its group's lines counted (which the monoclinic cell replaces with twice its M20), and accepts its cell from M20 10 with at most
-one unindexed line and 4.5 calculated lines per indexed one. On RRUFF that gives 22 of the 100
+with its group's lines counted (which the monoclinic cell replaces with twice its M20), and accepts its cell from
+M20 10 with at most one unindexed line and 4.5 calculated lines per indexed one. On RRUFF that gives 22 of the 100
 monoclinic patterns a monoclinic cell and none of the 46 triclinic or 67 orthorhombic ones (docs/results.md,
 2026-12-06, second session). Triclinic cells are not searched.
 """
