@@ -124,6 +124,7 @@ def test_weak_orthorhombic_cell_loses_to_a_much_better_monoclinic_one(structure:
     """P2 and P2_1 cells of the spglib structures simulated by pymatgen (another code): a wrong orthorhombic cell
     of M20 18-20 indexes their lines, the true monoclinic cell has M20 over 100. Without the contest the
     orthorhombic cell is kept; with it the monoclinic cell wins and equals the structure's (gemmi Niggli)."""
+    monkeypatch.setenv("POWDERSYM_SHARED_DATA", str(shared_data))  # an installed package does not sit beside it
     data = load_evaluation_set("spglib-pymatgen-xray")
     i = next(k for k, name in enumerate(data.names) if name.endswith(f"monoclinic/{structure}"))
     predictor = Predictor.for_instrument("xray-cuka")
