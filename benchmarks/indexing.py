@@ -109,9 +109,10 @@ def system_of(number: int) -> str:
 
 
 def primitive_volume(lattice, centring: str) -> float:
-    a, b, c = lattice[:3]
-    cos = [math.cos(math.radians(v)) for v in lattice[3:6]]
-    volume = a * b * c * math.sqrt(max(1 - sum(v * v for v in cos) + 2 * cos[0] * cos[1] * cos[2], 0.0))
+    """Volume (Å^3) per lattice point of a cell with this centring."""
+    from powdersym.refine.extinction import direct_metric
+
+    volume = math.sqrt(max(np.linalg.det(direct_metric(tuple(float(v) for v in lattice))), 0.0))
     return volume / CENTRING_POINTS.get(centring, 1)
 
 
