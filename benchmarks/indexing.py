@@ -34,7 +34,7 @@ SYNTHETIC_GROUPS = {2: 70, 1: 10, 14: 40, 15: 20, 4: 12, 12: 12, 11: 8, 9: 8, 5:
                     61: 8, 33: 8, 60: 8, 63: 8, 29: 6, 64: 6, 74: 6, 70: 6, 56: 6, 58: 6}  # group: patterns
 SEED = 777
 SYSTEMS = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic", "no lattice")
-FOUND = ("none", "cubic", "tetragonal", "hexagonal", "orthorhombic", "monoclinic")
+FOUND = ("none", "cubic", "tetragonal", "hexagonal", "orthorhombic", "monoclinic", "triclinic")
 CENTRING_POINTS = {"P": 1, "A": 2, "B": 2, "C": 2, "I": 2, "F": 4, "R": 3}
 
 

@@ -15,6 +15,7 @@ paired_cluster_p`): McNemar's test takes related patterns as independent evidenc
     python benchmarks/paired.py --index-effect missing               # ... allowed lines not seen ignored
     python benchmarks/paired.py --index-effect monoclinic            # ... no monoclinic cells
     python benchmarks/paired.py --index-effect penalty               # ... forbidden lines weighted 0.1, not PENALTY
+    python benchmarks/paired.py --index-effect triclinic             # ... no triclinic cells
 
 Metrics: space group top-1 and top-5 (230 classes), crystal system and Bravais lattice (probabilities summed from
 the space groups), each under the class priors asked for (see benchmarks/accuracy.py).
@@ -48,21 +49,23 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["rruff", "spglib-pymatgen-xray"], choices=list(SETS))
     parser.add_argument("--priors", nargs="+", default=["known", "trained"], choices=["known", "trained"])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--index-effect", nargs="?", const="off", choices=["off", "high", "absences", "denoise", "missing", "monoclinic", "penalty"],
+    parser.add_argument("--index-effect", nargs="?", const="off",
+                        choices=["off", "high", "absences", "denoise", "missing", "monoclinic", "penalty", "triclinic"],
                         help="one model, candidate indexing the peak positions as predict does; baseline without indexing "
                              "(off, the default), indexing cubic, tetragonal and hexagonal cells only, without absences "
                              "(high: predict before orthorhombic cells), all cells without absences (absences), or all cells "
                              "with noisy patterns indexed as they are, not from a smoothed copy (denoise), or all cells "
                              "without counting the lines a group allows that the pattern does not show (missing), or no "
                              "monoclinic cells (monoclinic), or each forbidden line weighted 0.1 (penalty, the factor "
-                             "before 2026-12-06's third session)")
+                             "before 2026-12-06's third session), or no triclinic cells (triclinic)")
     args = parser.parse_args()
     if args.index_effect:
         args.baseline = args.weights
     elif args.weights is None:
         parser.error("--weights is required unless --index-effect")
     baseline_systems = {None: SYSTEMS, "off": (), "high": HIGH_SYMMETRY, "absences": SYSTEMS, "denoise": SYSTEMS,
-                        "missing": SYSTEMS, "monoclinic": (*HIGH_SYMMETRY, "orthorhombic"), "penalty": SYSTEMS}[args.index_effect]
+                        "missing": SYSTEMS, "monoclinic": (*HIGH_SYMMETRY, "orthorhombic"), "penalty": SYSTEMS,
+                        "triclinic": (*HIGH_SYMMETRY, "orthorhombic", "monoclinic")}[args.index_effect]
     penalty = {"high": 1.0, "absences": 1.0, "penalty": 0.1}.get(args.index_effect, PENALTY)
     denoise = args.index_effect != "denoise"
     missing = 1.0 if args.index_effect in ("high", "absences", "missing") else MISSING

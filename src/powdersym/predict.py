@@ -128,7 +128,8 @@ class Prediction:
                      f"({self.bravais[1]:.0%}), extinction group {self.extinction_group[0]} ({self.extinction_group[1]:.0%})")  # fmt: skip
         if self.indexed is not None:
             cell = self.indexed
-            lengths = cell_edges(cell["system"], cell["a"], cell["b"], cell["c"], cell.get("beta", 90.0))
+            lengths = cell_edges(cell["system"], cell["a"], cell["b"], cell["c"], cell.get("beta", 90.0),
+                                 cell.get("alpha", 90.0), cell.get("gamma", 90.0))
             lines.append(f"  peak positions index {with_article(cell['system'])} lattice: {lengths}, M20 {cell['m20']:.0f}, "
                          f"{cell['n_indexed']} of {cell['n_lines']} lines"
                          f"{' (of the smoothed pattern: noisy data)' if cell.get('denoised') else ''}"
@@ -152,7 +153,8 @@ def restrict_to_cells(probs: np.ndarray, cells: list | None, evidence: list | No
     whose systematic absences forbid indexed lines, or that allow lines the pattern does not show, down-weighted
     (refine.extinction.absence_weights), and the rest renormalised; rows without a cell (None) unchanged.
     evidence: `line_evidence` (forbidden, unseen) of each cell, if known; penalty: the factor per forbidden line
-    (1: absences ignored); missing: the factor per allowed line not seen (1: not counted)."""
+    (1: absences ignored); missing: the factor per allowed line not seen (1: not counted). Any IndexedCell, triclinic
+    included (P1 and P-1 keep their ratio: neither has a reflection condition)."""
     from powdersym.refine.extinction import absence_weights
 
     if not cells:

@@ -20,7 +20,8 @@ Weak lines, below the search threshold (`IndexedCell.q_weak`), count as seen.
 Orthorhombic cells are indexed with a <= b <= c, which need not be a group's standard setting (Pnma has b the
 shortest axis): each group is tested in the six axis orders and keeps the order with the most weight. Monoclinic
 cells are indexed with a reduced a*-c* net, which need not be a group's cell choice: each group is tested in 20
-bases of the a-c net (`_settings`; ITA's three cell choices and their a-c swaps among them).
+bases of the a-c net (`_settings`; ITA's three cell choices and their a-c swaps among them). A triclinic cell's
+groups, P1 and P-1, have no reflection condition: it forbids no line, in the setting it was indexed in.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def _settings(system: str) -> tuple[np.ndarray, ...]:
     """Index transformations [3, 3] (h' = h M) to try a group's standard setting in: the six axis orders of an
     orthorhombic cell (indexed a <= b <= c; Pnma has b the shortest); for a monoclinic cell (unique axis b) the
     changes of basis of the a-c net with entries -1, 0, 1, one of each +-pair (the three cell choices of ITA and
-    their a-c swaps: an indexed C2/c cell may be any of them); the identity otherwise."""
+    their a-c swaps: an indexed C2/c cell may be any of them); the identity otherwise (triclinic cells too: P1
+    and P-1 have no reflection condition to suit)."""
     if system == "orthorhombic":
         return tuple(np.eye(3, dtype=np.int64)[:, list(order)] for order in itertools.permutations(range(3)))
     if system == "monoclinic":
@@ -88,7 +90,7 @@ def line_reflections(cell: IndexedCell) -> tuple[np.ndarray, np.ndarray]:
     if len(q) == 0:
         return np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int64)
     limit = float((q + tol).max())
-    # |h| <= a sqrt(Q) along each axis (hexagonal too: h^2 + hk + k^2 >= 3 h^2 / 4)
+    # |h| <= a sqrt(Q) along each axis, for any cell: h = r . a for the reciprocal vector r, |r . a| <= |r| |a|
     n = [int(math.ceil(length * math.sqrt(limit))) + 1 for length in cell.lattice()[:3]]
     axes = [np.arange(-m, m + 1) for m in n]
     hkl = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
@@ -114,8 +116,9 @@ def _lattice_lines(cell: IndexedCell, q_limit: float) -> tuple[np.ndarray, np.nd
     each other make one line."""
     n = [int(math.ceil(length * math.sqrt(q_limit))) + 1 for length in cell.lattice()[:3]]
     # absences share the Laue symmetry; mmm, 4/m and m-3 map every reflection into h, k, l >= 0, 2/m into h, k >= 0,
-    # -3 does not
-    first = {"hexagonal": [-m for m in n], "monoclinic": [0, 0, -n[2]]}.get(cell.system, [0, 0, 0])
+    # -1 into h >= 0, -3 does not
+    first = {"hexagonal": [-m for m in n], "monoclinic": [0, 0, -n[2]], "triclinic": [0, -n[1], -n[2]]}.get(
+        cell.system, [0, 0, 0])
     hkl = np.stack(np.meshgrid(*[np.arange(f, m + 1) for f, m in zip(first, n)], indexing="ij"), -1).reshape(-1, 3)
     q = np.einsum("ni,ij,nj->n", hkl, reciprocal_metric(cell), hkl)
     keep = (q > 0) & (q <= q_limit)
@@ -183,7 +186,7 @@ def setting_lattice(cell: IndexedCell, number: int) -> tuple[float, ...]:
     """The cell's lattice (a, b, c, alpha, beta, gamma) in the setting that suits group `number`'s standard one:
     for an orthorhombic cell (indexed a <= b <= c) the axis order, for a monoclinic one the a-c basis, in which the
     group's reflection conditions forbid the fewest indexed lines (on a tie, beta nearest 90 deg, then the first;
-    beta >= 90); other cells as they are."""
+    beta >= 90); other cells (triclinic ones too: P1 and P-1 have no reflection condition) as they are."""
     lattice = cell.lattice()
     if cell.system not in ("orthorhombic", "monoclinic"):
         return lattice

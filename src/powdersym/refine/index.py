@@ -1,4 +1,4 @@
-"""Powder indexing: does a cubic, tetragonal, hexagonal, orthorhombic or monoclinic cell explain the peak positions?
+"""Powder indexing: does a cubic, tetragonal, hexagonal, orthorhombic, monoclinic or triclinic cell explain the peaks?
 
 The network reads symmetry from the whole profile and misses the high-symmetry systems of measured samples
 (docs/results.md: on RRUFF it calls most hexagonal and tetragonal minerals monoclinic or orthorhombic). A
@@ -32,10 +32,12 @@ counting its centring's lines, at most one line unindexed and 4.5 calculated lin
 searched where the accepted cell is orthorhombic with its group's lines counted, and replaces it when it indexes as
 many lines with twice the M20 (a monoclinic lattice indexes at least as well by chance: only a clear margin counts).
 These limits were set on the development RRUFF patterns and the pymatgen-simulated spglib structures (docs/results.md,
-2026-12-05 third to fifth sessions, 2026-12-06 and its second and third sessions). A hexagonal cell says "hexagonal
-lattice": trigonal groups index on it too. Triclinic cells are not searched: a None means "not shown to be
-monoclinic or higher", never "triclinic", and a monoclinic cell with beta near 90 deg can index as orthorhombic (8 of
-RRUFF's 100 monoclinic patterns). A metrically pseudo-symmetric cell (an orthorhombic a = b within the peak widths)
+2026-12-05 third to fifth sessions, 2026-12-06 and its second and third sessions). Where none is accepted, a triclinic
+cell is searched on up to 30 lines (`refine.triclinic`: ITO's zones, M20 >= 20, none of 20-24 lines unindexed, one
+of 25-29, two of 30, and a reduced cell whose metric has no two-fold axis). A hexagonal cell says "hexagonal
+lattice": trigonal groups index on it too. A None means "no cell shown", never "triclinic", and a monoclinic cell
+with beta near 90 deg can index as orthorhombic (8 of RRUFF's 100 monoclinic patterns). A metrically
+pseudo-symmetric cell (an orthorhombic a = b within the peak widths)
 indexes as the higher system; positions alone cannot tell them apart. `benchmarks/indexing.py` tabulates the systems
 found against the true ones.
 `refine.extinction` then tests the indexed lines against each group's systematic absences.
@@ -54,10 +56,11 @@ from powdersym.io.background import snip_background
 from powdersym.io.pattern import MeasuredPattern
 
 HIGH_SYMMETRY = ("cubic", "tetragonal", "hexagonal")
-SYSTEMS = (*HIGH_SYMMETRY, "orthorhombic", "monoclinic")
+SYSTEMS = (*HIGH_SYMMETRY, "orthorhombic", "monoclinic", "triclinic")
 # ITA numbers of the groups whose lattice each indexed system implies (hexagonal lattice: trigonal + hexagonal)
+# (triclinic: P1 and P-1, for cells of a triclinic indexer; SYSTEMS does not search them)
 SPACE_GROUP_RANGES = {"cubic": (195, 230), "tetragonal": (75, 142), "hexagonal": (143, 194), "orthorhombic": (16, 74),
-                      "monoclinic": (3, 15)}
+                      "monoclinic": (3, 15), "triclinic": (1, 2)}
 MAX_UNINDEXED = 2
 MIN_M20 = 20.0  # de Wolff's M20 a cell needs to be accepted
 MAX_LINE_RATIO = 6.0  # calculated lines per indexed line beyond which a cell is too large to accept
@@ -127,7 +130,8 @@ class PeakPositions:
 class IndexedCell:
     """A cell that indexes the observed lines, with de Wolff's M20 and how many lines it explains."""
 
-    system: str  # cubic, tetragonal, hexagonal (lattice: hexagonal covers trigonal groups), orthorhombic, monoclinic
+    # cubic, tetragonal, hexagonal (lattice: hexagonal covers trigonal groups), orthorhombic, monoclinic, triclinic
+    system: str
     a: float  # Å
     c: float  # Å (= a for cubic cells)
     zero: float  # fitted zero shift, pattern units (2theta deg or ToF µs)
@@ -135,8 +139,8 @@ class IndexedCell:
     n_indexed: int
     n_lines: int
     n_calculated: int  # distinct lines the cell predicts up to the last observed one (de Wolff's N20)
-    b: float | None = None  # Å, orthorhombic (a <= b <= c) and monoclinic cells only; the others have b = a
-    beta: float = 90.0  # deg, monoclinic cells (unique axis b, beta >= 90)
+    b: float | None = None  # Å, orthorhombic (a <= b <= c), monoclinic and triclinic cells only; the others have b = a
+    beta: float = 90.0  # deg, monoclinic (unique axis b, beta >= 90) and triclinic cells
     # Q = 1/d^2 (zero shift removed) and tolerance of the lines the cell indexes (refine.extinction tests them)
     q_indexed: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
     tol_indexed: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
@@ -145,10 +149,16 @@ class IndexedCell:
     denoised: bool = False  # the lines were found on the smoothed copy of a noisy pattern (`denoised`)
     centring: str = "P"  # the lattice centring whose lines N20 counts (cubic I, F: `centred_cubic`; monoclinic C, A, I)
     lines_of: int = 0  # the space group whose lines N20 counts (refine.extinction.group_counted); 0: the lattice's
+    alpha: float = 90.0  # deg, triclinic cells (Niggli-reduced) ...
+    gamma: float = 90.0  # ... the others have alpha 90 and gamma 90 (hexagonal: 120, whatever the field says)
 
     def lattice(self) -> tuple[float, float, float, float, float, float]:
+        """(a, b, c in Å, alpha, beta, gamma in deg); angles the system fixes take their fixed values."""
+        b = self.a if self.b is None else self.b
+        if self.system == "triclinic":
+            return (self.a, b, self.c, self.alpha, self.beta, self.gamma)
         gamma = 120.0 if self.system == "hexagonal" else 90.0
-        return (self.a, self.a if self.b is None else self.b, self.c, 90.0, self.beta, gamma)
+        return (self.a, b, self.c, 90.0, self.beta, gamma)
 
     def line_d(self, d_min: float) -> np.ndarray:
         """d-spacings (Å, decreasing) of the distinct lines of the lattice down to d_min, none extinct."""
@@ -157,6 +167,8 @@ class IndexedCell:
 
             q = np.unique(np.round(reflections(reciprocal_cell(*self.lattice()[:3], self.beta), 1.0 / d_min**2)[1], 12))
             return 1.0 / np.sqrt(q)
+        if self.system == "triclinic":
+            return self._triclinic_line_d(d_min)
         if self.system == "orthorhombic":
             h, k, l = (np.arange(int(v / d_min) + 2) ** 2 for v in (self.a, self.b, self.c))
             q = (h[:, None, None] / self.a**2 + k[None, :, None] / self.b**2 + l[None, None, :] / self.c**2).ravel()
@@ -172,24 +184,43 @@ class IndexedCell:
             q = np.unique(np.round(q[q > 0], 12))
         return 1.0 / np.sqrt(q[q <= 1.0 / d_min**2])
 
+    def _triclinic_line_d(self, d_min: float) -> np.ndarray:
+        """line_d of a triclinic cell: Q = h G* h^T over every hkl with |h| <= a sqrt(Q_max) (|h| = |r . a| <=
+        |r| |a| for the reciprocal vector r: a bound for any cell), one Q per Friedel pair and coincidence."""
+        from powdersym.refine.extinction import direct_metric  # it imports this module
+
+        lattice = self.lattice()
+        q_max = 1.0 / d_min**2
+        n = [int(math.ceil(length * math.sqrt(q_max))) + 1 for length in lattice[:3]]
+        hkl = np.stack(np.meshgrid(*[np.arange(-m, m + 1) for m in n], indexing="ij"), -1).reshape(-1, 3)
+        hkl = hkl[hkl[np.arange(len(hkl)), np.argmax(hkl != 0, axis=1)] > 0]  # first non-zero index positive
+        q = np.einsum("ni,ij,nj->n", hkl, np.linalg.inv(direct_metric(lattice)), hkl)
+        q = np.unique(np.round(q[q <= q_max], 12))
+        return 1.0 / np.sqrt(q)
+
     def to_dict(self) -> dict:
-        return {"system": self.system, "a": round(self.a, 5), "b": round(self.lattice()[1], 5), "c": round(self.c, 5),
-                "beta": round(self.beta, 3), "zero": round(self.zero, 5),
+        a, b, c, alpha, beta, gamma = self.lattice()
+        return {"system": self.system, "a": round(a, 5), "b": round(b, 5), "c": round(c, 5),
+                "alpha": round(alpha, 3), "beta": round(beta, 3), "gamma": round(gamma, 3), "zero": round(self.zero, 5),
                 "m20": round(self.m20, 1), "n_indexed": self.n_indexed, "n_lines": self.n_lines,
                 "n_calculated": self.n_calculated, "denoised": self.denoised, "centring": self.centring,
                 "lines_of": self.lines_of}  # fmt: skip
 
     def __str__(self) -> str:
-        edges = cell_edges(self.system, *self.lattice()[:3], self.beta)
+        a, b, c, alpha, beta, gamma = self.lattice()
+        edges = cell_edges(self.system, a, b, c, beta, alpha, gamma)
         return f"indexed {self.system}: {edges}, M20 {self.m20:.0f}, {self.n_indexed} of {self.n_lines} lines"
 
 
-def cell_edges(system: str, a: float, b: float, c: float, beta: float = 90.0) -> str:
+def cell_edges(system: str, a: float, b: float, c: float, beta: float = 90.0, alpha: float = 90.0,
+               gamma: float = 90.0) -> str:
     """The free parameters of a cell of this system, as printed: 'a 5.6400 Å', 'a 3.2500 c 5.2070 Å',
-    'a .. b .. c .. Å', 'a .. b .. c .. Å, beta 105.12 deg'."""
+    'a .. b .. c .. Å', 'a .. b .. c .. Å, beta 105.12 deg', 'a .. b .. c .. Å, alpha .. beta .. gamma .. deg'."""
     values = {"a": a, "b": b, "c": c}
-    axes = {"cubic": "a", "orthorhombic": "abc", "monoclinic": "abc"}.get(system, "ac")
+    axes = {"cubic": "a", "orthorhombic": "abc", "monoclinic": "abc", "triclinic": "abc"}.get(system, "ac")
     edges = " ".join(f"{axis} {values[axis]:.4f}" for axis in axes) + " Å"
+    if system == "triclinic":
+        return edges + f", alpha {alpha:.2f} beta {beta:.2f} gamma {gamma:.2f} deg"
     return edges + (f", beta {beta:.2f} deg" if system == "monoclinic" else "")
 
 
@@ -611,6 +642,10 @@ def _score(cells, zero, system, q0, slope, tol_q):
         from powdersym.refine.monoclinic import score_monoclinic  # it imports this module
 
         return score_monoclinic(cells, q, tol_q)
+    if system == "triclinic":
+        from powdersym.refine.triclinic import score_triclinic  # it imports this module
+
+        return score_triclinic(cells, q, tol_q)
     q_max = q.max(1).values  # [K]
     a = cells[:, 0]
     lines = _lines_for(system, float((q_max / a).max()))
@@ -660,7 +695,8 @@ def _least_squares(cells, zero, system, q0, slope, tol_q, fit_zero: bool):
     solution = torch.linalg.solve_ex(normal, rhs)[0]
     new_cells = solution[:, : cells.shape[1]]
     new_zero = solution[:, -1] if fit_zero else zero
-    good = (indexed.sum(1) > design.shape[-1]) & (new_cells > 0).all(1) & torch.isfinite(solution).all(1)
+    positive = new_cells[:, :3] if system == "triclinic" else new_cells  # a triclinic cell's cross terms have a sign
+    good = (indexed.sum(1) > design.shape[-1]) & (positive > 0).all(1) & torch.isfinite(solution).all(1)
     return torch.where(good[:, None], new_cells, cells), torch.where(good, new_zero, zero)
 
 
@@ -670,11 +706,15 @@ def index_cells(peaks: PeakPositions, systems: tuple[str, ...] = SYSTEMS) -> dic
     n = len(peaks)
     for system in systems:
         if system not in SPACE_GROUP_RANGES:
-            raise ValueError(f"unknown system {system!r} (expected one of {', '.join(SYSTEMS)})")
+            raise ValueError(f"unknown system {system!r} (expected one of {', '.join(SPACE_GROUP_RANGES)})")
         if system == "monoclinic":
             from powdersym.refine.monoclinic import index_monoclinic  # it imports this module
 
             out[system] = index_monoclinic(peaks)
+        elif system == "triclinic":  # not among SYSTEMS: searched only when asked for
+            from powdersym.refine.triclinic import index_triclinic  # it imports this module
+
+            out[system] = index_triclinic(peaks)
         else:
             out[system] = None if n < 3 else _index_system(peaks, system)
     return out
@@ -769,6 +809,10 @@ def index_pattern(
     # on RRUFF the denoised copy gives 11 more cells of the right lattice, 1 of a wrong one; none of the noisy
     # patterns indexes without it
     found = _index_peaks(find_peaks(source, threshold=threshold, doublet=doublet), systems, choose)
+    if found is None and "triclinic" in systems:  # last: six parameters, from up to 30 lines
+        from powdersym.refine.triclinic import MAX_LINES, index_triclinic  # it imports this module
+
+        found = index_triclinic(find_peaks(source, max_peaks=MAX_LINES, threshold=threshold, doublet=doublet))
     if found is None:
         return None
     weak = weak_lines(source, found, doublet, WEAK_FRACTION * threshold)

@@ -186,7 +186,6 @@ def index_monoclinic(peaks: PeakPositions) -> IndexedCell | None:
     if n < MIN_LINES:
         return None
     q0 = torch.as_tensor(peaks.q)
-    slope = torch.as_tensor(peaks.slope)
     tol_q = torch.as_tensor(np.abs(peaks.slope) * peaks.tolerance).clamp(min=1e-9)
     cells, votes = monoclinic_trials(q0)
     if len(cells) == 0:
@@ -202,7 +201,18 @@ def index_monoclinic(peaks: PeakPositions) -> IndexedCell | None:
             indexed, misfit, _, n_calc = score_monoclinic(part, q[None].expand(len(part), -1), 2 * tol)
             scores.append(_m20(indexed, misfit, n_calc, q.max().expand(len(part)), unindexed=MAX_UNINDEXED))
         cells = cells[torch.topk(torch.cat(scores), min(keep, len(cells))).indices]
-    cells = torch.cat([cells, sub_cells(cells)])
+    return refined_monoclinic(torch.cat([cells, sub_cells(cells)]), peaks)
+
+
+def refined_monoclinic(cells: torch.Tensor, peaks: PeakPositions) -> IndexedCell | None:
+    """Of trial cells (A, B, C, D) [K, 4], refined by weighted least squares with a zero shift on the peaks, the one
+    that indexes the most lines at M20 >= MIN_M20_MONOCLINIC (N20 counting its centring's lines) with at most
+    MAX_LINE_RATIO_MONOCLINIC calculated lines per indexed one, else the best M20; None where every refined net is
+    (centred) rectangular or has an edge below 2.5 Å."""
+    n = len(peaks)
+    q0 = torch.as_tensor(peaks.q)
+    slope = torch.as_tensor(peaks.slope)
+    tol_q = torch.as_tensor(np.abs(peaks.slope) * peaks.tolerance).clamp(min=1e-9)
     zero = torch.zeros(len(cells), dtype=torch.float64)
     fit_zero = peaks.max_zero > 0
     for widen in (2, 2, 1):
