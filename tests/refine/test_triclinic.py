@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from powdersym.refine import index_pattern
-from powdersym.refine.index import PeakPositions
+from powdersym.evaluate.sets import load_evaluation_set
+from powdersym.refine import index_pattern, triclinic
+from powdersym.refine.index import PeakPositions, denoised, find_peaks
 from powdersym.refine.triclinic import (
-    index_triclinic, lattice_symmetry, monoclinic_cell, reduce_metrics, to_metric, to_params, two_fold_axes,
-    voted_zones,
+    MAX_LINES, higher_first_lines, index_triclinic, lattice_symmetry, monoclinic_cell, reduce_metrics, to_metric, to_params,
+    two_fold_axes, voted_zones,
 )
 
 from .test_index import simulated
@@ -117,3 +118,19 @@ def test_zone_vote_and_reduction_keep_the_lattice() -> None:
     scrambled = shear.T @ g @ shear
     reduced = to_metric(to_params(reduce_metrics(scrambled[None])))[0]
     np.testing.assert_allclose(sorted(reduced.diagonal().tolist()), sorted(g.diagonal().tolist()), rtol=1e-9)
+
+
+def test_first_lines_of_a_higher_lattice_veto_a_triclinic_cell(shared_data, monkeypatch) -> None:
+    """Six parameters fit the regular lines of a large cubic cell: the pymatgen-simulated neutron pattern of
+    POSCAR-208-2 (P4_232, a 9.54 Å) takes a triclinic cell of M20 39 indexing all 23 lines unless the cubic fit of
+    its first 12 lines vetoes it; the lines of a triclinic lattice are not vetoed."""
+    monkeypatch.setenv("POWDERSYM_SHARED_DATA", str(shared_data))
+    data = load_evaluation_set("spglib-pymatgen-neutron")
+    pattern = data.patterns[list(data.names).index("spglib:spglib_data/cubic/POSCAR-208-2")]
+    peaks = find_peaks(denoised(pattern, 0.05) or pattern, max_peaks=MAX_LINES)
+    assert higher_first_lines(peaks)
+    assert index_triclinic(peaks) is None
+    monkeypatch.setattr(triclinic, "higher_first_lines", lambda peaks, n=12: False)
+    found = index_triclinic(peaks)
+    assert found is not None and found.system == "triclinic"
+    assert not higher_first_lines(lines_peaks(lattice_lines([5.5, 6.3, 7.4, 95.2, 101.3, 84.0])))

@@ -14,10 +14,14 @@ from the first lines, then joins two zones that share a row into a lattice:
 3. the most voted lattices are ranked by M20 on the first 10 lines, the best on 20, and the best refined by weighted
    least squares with a zero shift (`refine.index._least_squares`), as the other systems are.
 
-The best cell is Niggli-reduced (gemmi) and its metric symmetry found (spglib on a lattice of one point, tolerance
-relative to the cell): a lattice that is monoclinic within the tolerance is handed to `refine.monoclinic` as a
-trial cell (the monoclinic search finds it from lines on h0l zones only); one of higher symmetry is not reported
-(those searches did not accept it). `refine.index` runs this last, where nothing else is accepted.
+A cell is accepted with M20 >= 20 on the first 20 lines indexing all but `unindexed_allowed` of the first 30, unless
+a cubic, tetragonal, hexagonal or orthorhombic cell indexes the first 12 lines (`higher_first_lines`). It is
+Niggli-reduced (gemmi) and its two-fold axes counted (Le Page's obliquity, 0.5 deg): with none it is triclinic; with
+one, its conventional monoclinic cell (spglib) is refined and scored as `refine.monoclinic` scores its own (that
+search tries lines on h0l zones only and misses some C-centred cells); with more, nothing is reported (those
+searches did not accept it). `refine.index` runs this last, where nothing else is accepted. The limits were set on
+the synthetic triclinic, monoclinic and orthorhombic patterns of benchmarks/indexing.py and on random lines (M20 up
+to 14 with all but two of 30 lines indexed); RRUFF was only checked (docs/results.md, 2026-12-06, fourth session).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from powdersym.refine.monoclinic import reduce_net, vote
 MIN_LINES = 20  # observed lines a six-parameter cell needs
 MAX_LINES = 30  # lines the cell is refined on and must index
 MIN_M20 = 20.0
+VETO_LINES = 12  # first lines a higher-symmetry cell may explain instead (`higher_first_lines`)
 UNINDEXED = 1  # unindexed lines allowed among the first 20 ...
 UNINDEXED_ALL = 2  # ... and among the first MAX_LINES
 ZONE_LINES = 8  # lines whose triples give zones
@@ -351,8 +356,9 @@ def unindexed_allowed(n_lines: int) -> int:
 def index_triclinic(peaks: PeakPositions) -> IndexedCell | None:
     """The accepted triclinic cell of the peaks (Niggli-reduced), or None: fewer than MIN_LINES lines, no cell with
     M20 >= MIN_M20 (first 20 lines, UNINDEXED of them unindexed) indexing all but UNINDEXED_ALL of the first
-    MAX_LINES lines (`unindexed_allowed`), or a lattice whose metric has higher symmetry (its own search did not
-    accept it). No limit on calculated lines per indexed one: M20 counts them, and a triclinic cell predicts many
+    MAX_LINES lines (`unindexed_allowed`), the first lines fit by a cell of higher symmetry (`higher_first_lines`),
+    or a lattice with two-fold axes: with one, the monoclinic cell if accepted (`_as_monoclinic`). No limit on
+    calculated lines per indexed one: M20 counts them, and a triclinic cell predicts many
     (on the synthetic patterns, right cells predicted 2-6 per line observed up to d 1.3 Å)."""
     cells, zero, m20, n_indexed = search_triclinic(peaks)
     if len(cells) == 0:
@@ -362,7 +368,7 @@ def index_triclinic(peaks: PeakPositions) -> IndexedCell | None:
     tol_q = torch.as_tensor(np.abs(peaks.slope) * peaks.tolerance)[:n].clamp(min=1e-9)
     indexed, _, _, n_calc = score_triclinic(cells, q0, tol_q)
     good = (m20 >= MIN_M20) & (n_indexed >= n - unindexed_allowed(n))
-    if not good.any():
+    if not good.any() or higher_first_lines(peaks):
         return None
     k = int(torch.argmax(torch.where(good, m20, -1.0)))
     lattice = lattice_of(cells[k].numpy())
@@ -378,6 +384,24 @@ def index_triclinic(peaks: PeakPositions) -> IndexedCell | None:
                        tol_indexed=tol_q.numpy()[lines])
 
 
+def first_lines(peaks: PeakPositions, n: int) -> PeakPositions:
+    """The first n lines of the peaks."""
+    return PeakPositions(*(v[:n] for v in (peaks.x, peaks.d, peaks.height, peaks.tolerance, peaks.slope)),
+                         max_zero=peaks.max_zero)  # fmt: skip
+
+
+def higher_first_lines(peaks: PeakPositions, n: int = VETO_LINES) -> bool:
+    """Whether a cubic, tetragonal, hexagonal or orthorhombic cell indexes all but one of the first n lines with M20
+    >= MIN_M20: the pattern is of that symmetry, its later lines overlapping or extra (a crystallographer would not
+    go triclinic). Six parameters fit such patterns by chance: on the pymatgen-simulated neutron set two cubic
+    patterns (a 9.5 and 12.1 Å) and a measured ToF I4_1/amd pattern took triclinic cells of M20 33-59 indexing
+    every line, and each is vetoed here; none of the 16 right cells of the synthetic and RRUFF patterns is."""
+    from powdersym.refine.index import HIGH_SYMMETRY, index_cells
+
+    cells = index_cells(first_lines(peaks, n), (*HIGH_SYMMETRY, "orthorhombic"))
+    return any(cell is not None and cell.m20 >= MIN_M20 and cell.n_indexed >= n - 1 for cell in cells.values())
+
+
 def _as_monoclinic(lattice: tuple[float, ...], peaks: PeakPositions) -> IndexedCell | None:
     """The monoclinic cell of a triclinic-search lattice with one two-fold axis, refined and scored as
     `refine.monoclinic` scores its own (first 20 lines, N20 of its centring), if `index.choose_cell` accepts it with
@@ -389,8 +413,6 @@ def _as_monoclinic(lattice: tuple[float, ...], peaks: PeakPositions) -> IndexedC
     if conventional is None:
         return None
     a, b, c, _, beta, _ = conventional
-    first = PeakPositions(*(v[:20] for v in (peaks.x, peaks.d, peaks.height, peaks.tolerance, peaks.slope)),
-                          max_zero=peaks.max_zero)  # fmt: skip
-    cell = refined_monoclinic(torch.as_tensor(reciprocal_cell(a, b, c, beta))[None], first)
+    cell = refined_monoclinic(torch.as_tensor(reciprocal_cell(a, b, c, beta))[None], first_lines(peaks, 20))
     limits = {"min_m20": MIN_M20_MONOCLINIC, "max_line_ratio": MAX_LINE_RATIO_MONOCLINIC}
     return choose_cell({"monoclinic": cell}, **limits)
