@@ -13,8 +13,8 @@ from powdersym.evaluate.sets import load_evaluation_set
 from powdersym.refine import index_pattern, triclinic
 from powdersym.refine.index import PeakPositions, denoised, find_peaks
 from powdersym.refine.triclinic import (
-    MAX_LINES, higher_first_lines, index_triclinic, lattice_symmetry, monoclinic_cell, reduce_metrics, to_metric, to_params,
-    two_fold_axes, voted_zones,
+    MAX_LINES, higher_first_lines, index_triclinic, lattice_symmetry, monoclinic_cell, reduce_metrics, to_metric,
+    to_params, two_fold_axes, voted_zones,
 )
 
 from .test_index import simulated
