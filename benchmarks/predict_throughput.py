@@ -8,7 +8,8 @@ Files, written to a temporary folder: xray-cuka: N xye files of the shared RRUFF
 wavelength in the header); neutron-cw: N xye files of the shared pymatgen-simulated neutron patterns (as counts
 on a flat background) and the measured constant-wavelength GSAS/column files of the 'measured-neutron' set as
 they are. Stages: read (`read_pattern`), preprocess (`Predictor.prepare`: d-mapping, Chebyshev background,
-normalisation), index (`Predictor.index_patterns`: peak positions against cubic, tetragonal, hexagonal and orthorhombic cells), model (`Predictor.logits` at its default batch: CPU_BATCH_POINTS input points on the CPU, 256
+normalisation), index (`Predictor.index_patterns`: peak positions against cubic to
+triclinic cells), model (`Predictor.logits` at its default batch: CPU_BATCH_POINTS input points on the CPU, 256
 patterns on a GPU) and the end-to-end `predict_files` call, timed on its own, with indexing (the default) and
 without (`index=False`: the network path alone). The model step alone: the network
 on random inputs, CPU at batch 1, the CPU default and 256; on CUDA at --gpu-batch in fp32 and

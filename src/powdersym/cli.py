@@ -528,7 +528,7 @@ def calibrate(
 def refine(
     file: Path = typer.Argument(..., help="Measured pattern (any format `predict` reads)."),
     sg: str = typer.Option(..., "--sg", help="Space group: number (standard setting) or Hermann-Mauguin symbol, e.g. 'P 1 21/n 1'."),
-    cell: Optional[str] = typer.Option(None, "--cell", help="Starting cell a,b,c,alpha,beta,gamma (Å, deg), e.g. from `powdersym predict`; default: the cubic, tetragonal, hexagonal, orthorhombic or monoclinic cell the peak positions index."),
+    cell: Optional[str] = typer.Option(None, "--cell", help="Starting cell a,b,c,alpha,beta,gamma (Å, deg), e.g. from `powdersym predict`; default: the cubic, tetragonal, hexagonal, orthorhombic, monoclinic or triclinic cell the peak positions index."),
     wavelength: Optional[float] = typer.Option(None, "--wavelength", "-w", help="Wavelength in Å of 2theta data (when the file does not say)."),
     unit: Optional[str] = typer.Option(None, "--unit", help="x axis of column files: two_theta or tof."),
     instrument_file: Optional[Path] = typer.Option(None, "--instrument-file", help="GSAS(-II) instrument parameters (.instprm/.prm)."),
@@ -571,7 +571,7 @@ def _indexed_start(pattern, group: int | str, instrument) -> list[float]:
 
     found = index_pattern(pattern, doublet=instrument_doublet(instrument) if pattern.unit == "two_theta" else None)
     if found is None:
-        raise ValueError("no cubic, tetragonal, hexagonal, orthorhombic or monoclinic cell indexes these peaks; give a starting cell with --cell")
+        raise ValueError("no cell (cubic to triclinic) indexes these peaks; give a starting cell with --cell")
     setting = SpaceGroupSetting.from_key(group)
     low, high = SPACE_GROUP_RANGES[found.system]
     if not low <= setting.number <= high:

@@ -3,9 +3,9 @@ space group (230) probabilities, calibrated by the model's temperature and turne
 balance the model was trained on to the space-group frequencies of known crystals (`prior="known"`, the default; a
 sample is far likelier P2_1/c than P4_22_12), summed into Bravais lattice, crystal system and extinction group; a
 lattice estimate; and an 'uncertain' flag below the model's refusal threshold (chosen on validation data, Vecsei
-et al.'s refusal). Where the peak positions index a cubic, tetragonal, hexagonal, orthorhombic or monoclinic cell
-(`refine.index`: de Wolff's M20), only the space groups of that lattice keep their probability, those whose
-systematic absences forbid an indexed line, or that allow lines the pattern does not show, are down-weighted
+et al.'s refusal). Where the peak positions index a cubic, tetragonal, hexagonal, orthorhombic, monoclinic or
+triclinic cell (`refine.index`: de Wolff's M20), only the space groups of that lattice keep their probability, those
+whose systematic absences forbid an indexed line, or that allow lines the pattern does not show, are down-weighted
 (`refine.extinction`), and the cell replaces the network's lattice estimate (`index=False` turns this off).
 
     from powdersym.predict import Predictor
@@ -269,8 +269,8 @@ class Predictor:
         return torch.cat(logits).numpy(), (torch.cat(lattice).numpy() if lattice else None)
 
     def index_patterns(self, patterns: list) -> list:
-        """The accepted cell (refine.IndexedCell: cubic, tetragonal, hexagonal lattice, orthorhombic or monoclinic) or None for
-        each MeasuredPattern; all None when `index` is off."""
+        """The accepted cell (refine.IndexedCell: cubic, tetragonal, hexagonal lattice, orthorhombic, monoclinic or
+        triclinic) or None for each MeasuredPattern; all None when `index` is off."""
         from powdersym.refine.index import index_pattern
 
         if not self.index:
