@@ -32,7 +32,7 @@ import warnings
 import numpy as np
 import torch
 
-from powdersym.refine.index import _CHUNK, MAX_UNINDEXED, IndexedCell, PeakPositions, _least_squares, _m20
+from powdersym.refine.index import MAX_UNINDEXED, IndexedCell, PeakPositions, _least_squares, _m20
 from powdersym.refine.monoclinic import reduce_net, vote
 
 MIN_LINES = 20  # observed lines a six-parameter cell needs
@@ -50,6 +50,7 @@ T_ROWS = ((1, 1), (1, -1), (1, 2), (1, -2), (2, 1), (2, -1))
 VOTED = 2000  # most-voted lattices ranked
 RANKING = ((10, 600), (20, 60))
 _MIN_LENGTH, _MAX_LENGTH = 2.5, 25.0  # Å, cell edges searched
+CHUNK = 128  # cells scored together (of similar volume: each chunk enumerates the indices its largest cell needs)
 _MAX_INDEX = 14  # largest |h|, |k|, |l| scored: cells that need more are dropped
 SYMMETRY_TOLERANCE = 0.002  # relative to the cube root of the cell volume: spglib's distance tolerance
 # deg: a two-fold axis this close makes the lattice monoclinic (found monoclinic lattices of the synthetic set had
@@ -201,6 +202,9 @@ def score_triclinic(params: torch.Tensor, q: torch.Tensor, tol_q: torch.Tensor):
     h, k, l = hkl.unbind(1)
     design = torch.stack([h * h, k * k, l * l, h * k, h * l, k * l], 1)  # [M, 6]
     calc = params.to(q.dtype) @ design.T  # [K, M]
+    near = (calc <= 1.05 * q_max[:, None]).any(0)  # the box's corners lie beyond every cell's last line: not sorted
+    near[:2] = True  # two at least, for the neighbours below
+    calc, design = calc[:, near], design[near]
     calc, order = torch.sort(calc, 1)
     pos = torch.searchsorted(calc, q.contiguous()).clamp(1, calc.shape[1] - 1)  # [K, n]
     below, above = calc.gather(1, pos - 1), calc.gather(1, pos)
@@ -275,7 +279,8 @@ def search_triclinic(peaks: PeakPositions) -> tuple[torch.Tensor, torch.Tensor, 
         volume = torch.linalg.det(to_metric(cells))
         cells = cells[torch.argsort(volume)]  # chunks of similar cells: each scores the indices its own cells reach
         scores = []
-        for part in cells.split(_CHUNK):
+        q, tol = q.float(), tol.float()  # single precision: the ranking needs no more, and sorts twice as fast
+        for part in cells.float().split(CHUNK):
             indexed, misfit, _, n_calc = score_triclinic(part, q[None].expand(len(part), -1), 2 * tol)
             scores.append(_m20(indexed, misfit, n_calc, q.max().expand(len(part)), unindexed=MAX_UNINDEXED))
         cells = cells[torch.topk(torch.cat(scores), min(keep, len(cells))).indices]
