@@ -27,7 +27,7 @@ from powdersym.refine.extinction import line_evidence
 from powdersym.refine.index import SYSTEMS as INDEXED
 
 SYSTEMS = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic")
-CELL_SYSTEM = {"monoclinic": 1, "orthorhombic": 2, "tetragonal": 3, "hexagonal": 5, "cubic": 6}
+CELL_SYSTEM = {"triclinic": 0, "monoclinic": 1, "orthorhombic": 2, "tetragonal": 3, "hexagonal": 5, "cubic": 6}
 
 
 def right_lattice(cell, true_system: int) -> bool:
