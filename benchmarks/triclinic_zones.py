@@ -1,13 +1,13 @@
-"""Could triclinic cells be indexed as ITO does, from zones? A feasibility measure, not an indexer.
+"""How often the zone vote of the triclinic indexer (`refine.triclinic`, its first step) puts true zones on top.
 
     python benchmarks/triclinic_zones.py              # the synthetic triclinic patterns of benchmarks/indexing.py
 
 A zone is a 2D sublattice of the reciprocal lattice: Q(m, n) = P m^2 + R n^2 + S m n. ITO (Visser 1969) finds zones
-from the first lines, then joins two zones that share a row into a 3D cell. Here every triple of the first 8 lines is
-put on every triple of small zone indices (m 0-2, n -2..2), the (P, R, S) solved, reduced (|S| <= P <= R) and binned
-0.3 % wide (`refine.monoclinic.vote`): a true zone comes from many line triples. For each triclinic pattern (lines
+from the first lines, then joins two zones that share a row into a 3D cell. `refine.triclinic.voted_zones` puts
+every triple of the first 8 lines on every triple of small zone indices (m 0-2, n -2..2), solves (P, R, S), reduces
+(|S| <= P <= R) and bins them 0.3 % wide: a true zone comes from many line triples. For each triclinic pattern (lines
 found as `predict` finds them) the script counts how many of the most-voted zones are zones of the true lattice
-(within 1 %): two true zones near the top are what a zone-joining indexer needs.
+(within 1 %): two true zones near the top are what joining zones needs.
 """
 
 from __future__ import annotations
@@ -21,30 +21,8 @@ from indexing import synthetic_set  # benchmarks/ is on the path when a benchmar
 from powdersym.predict import Predictor
 from powdersym.refine.extinction import direct_metric
 from powdersym.refine.index import denoised, find_peaks
-from powdersym.refine.monoclinic import reduce_net, vote
-
-FIRST_LINES = 8
-
-
-def zone_rows() -> torch.Tensor:
-    """(m^2, n^2, m n) of the small zone indices, one of each +-(m, n)."""
-    rows = [(m * m, n * n, m * n) for m in range(3) for n in range(-2, 3)
-            if (m, n) != (0, 0) and not (m == 0 and n < 0)]  # fmt: skip
-    return torch.tensor(rows, dtype=torch.float64)
-
-
-def voted_zones(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distinct reduced zones (P, 1, R, S) [Z, 4] (the monoclinic layout, B unused) and their votes [Z]."""
-    rows = zone_rows()
-    triples = torch.combinations(torch.arange(min(FIRST_LINES, len(q))), 3)
-    matrix = rows[torch.cartesian_prod(*[torch.arange(len(rows))] * 3)]  # [F^3, 3, 3]
-    matrix = matrix[torch.linalg.det(matrix).abs() > 1e-9]
-    solution = torch.linalg.solve(matrix[None], q[triples][:, None, :, None].expand(-1, len(matrix), -1, -1))
-    p, r, s = solution.reshape(-1, 3).unbind(1)
-    ok = (p > 0) & (r > 0) & (s * s < 3.8 * p * r)
-    zones = reduce_net(torch.stack([p[ok], torch.ones(int(ok.sum()), dtype=p.dtype), r[ok], s[ok]], 1))
-    zones = zones[(zones[:, 0] > 1 / 25**2) & (zones[:, 2] < 1 / 2.5**2)]
-    return vote(zones.float())
+from powdersym.refine.monoclinic import reduce_net
+from powdersym.refine.triclinic import voted_zones
 
 
 def true_zones(lattice) -> torch.Tensor:
@@ -67,11 +45,11 @@ def main() -> None:
         peaks = find_peaks(pattern if quiet is None else quiet, doublet=predictor.doublet_of(pattern))
         if len(peaks) < 12:
             continue
-        zones, votes = voted_zones(torch.as_tensor(peaks.q))
+        zones, votes = voted_zones(torch.as_tensor(peaks.q))  # (P, R, S) [Z, 3]
         zones = zones[torch.argsort(votes, descending=True)].double()
-        truth = true_zones(lattice)
-        close = ((zones[:, None, [0, 2]] / truth[None, :, [0, 2]] - 1).abs().amax(-1) < 0.01) & (
-            (zones[:, None, 3] - truth[None, :, 3]).abs() < 0.01 * truth[None, :, 0])
+        truth = true_zones(lattice)[:, [0, 2, 3]]
+        close = ((zones[:, None, :2] / truth[None, :, :2] - 1).abs().amax(-1) < 0.01) & (
+            (zones[:, None, 2] - truth[None, :, 2]).abs() < 0.01 * truth[None, :, 0])
         hit = close.any(1)
         counts.append([int(hit[:k].sum()) for k in (10, 100, 1000)])
     counts = np.array(counts)
