@@ -49,6 +49,9 @@ def test_random_lines_give_no_triclinic_cell() -> None:
     for _ in range(3):
         q = np.sort(rng.uniform(0.01, 0.3, 30))
         assert index_triclinic(lines_peaks(q)) is None
+    # degenerate input: no zone of edges 2.5-25 Å (lines beyond d 2.5 Å), and too few lines
+    assert index_triclinic(lines_peaks(np.linspace(0.2, 0.3, 25))) is None
+    assert index_triclinic(lines_peaks(np.linspace(0.01, 0.3, 19))) is None
 
 
 def lattice_lines(lattice: list[float], n: int = 30) -> np.ndarray:

@@ -51,7 +51,7 @@ VOTED = 2000  # most-voted lattices ranked
 RANKING = ((10, 600), (20, 60))
 _MIN_LENGTH, _MAX_LENGTH = 2.5, 25.0  # Å, cell edges searched
 CHUNK = 128  # cells scored together (of similar volume: each chunk enumerates the indices its largest cell needs)
-_MAX_INDEX = 14  # largest |h|, |k|, |l| scored: cells that need more are dropped
+_MAX_INDEX = 14  # largest |h|, |k|, |l| scored (a cell that needs more misses its lines beyond)
 SYMMETRY_TOLERANCE = 0.002  # relative to the cube root of the cell volume: spglib's distance tolerance
 # deg: a two-fold axis this close makes the lattice monoclinic (found monoclinic lattices of the synthetic set had
 # 0.05-0.13 deg, triclinic ones none or 1 deg and more)
@@ -76,6 +76,8 @@ def voted_zones(q: torch.Tensor, first: int = ZONE_LINES) -> tuple[torch.Tensor,
     ok = (p > 0) & (r > 0) & (s * s < 3.8 * p * r)
     zones = reduce_net(torch.stack([p[ok], torch.ones(int(ok.sum()), dtype=p.dtype), r[ok], s[ok]], 1))
     zones = zones[(zones[:, 0] > 1 / _MAX_LENGTH**2) & (zones[:, 2] < 1 / _MIN_LENGTH**2)]
+    if len(zones) == 0:
+        return torch.zeros((0, 3), dtype=torch.float64), torch.zeros(0, dtype=torch.long)
     zones, votes = vote(zones.float())
     return zones[:, [0, 2, 3]].double(), votes
 
@@ -101,9 +103,11 @@ def _zone_products(zones: torch.Tensor) -> torch.Tensor:
     return torch.stack([ww, xx, wx.abs()], -1)
 
 
-def joined_lattices(zones: torch.Tensor, q: torch.Tensor, width: float = 0.003) -> torch.Tensor:
+def joined_lattices(zones: torch.Tensor, q: torch.Tensor, width: float = 0.003) -> tuple[torch.Tensor, torch.Tensor]:
     """Reciprocal metrics G* [K, 3, 3] of the lattices two zones span where a short row of each has the same
-    length (relative `width`), the last product x1 . x2 voted from the first T_LINES lines on small indices."""
+    length (relative `width`), the last product x1 . x2 voted from the first T_LINES lines on small indices (the
+    T_KEPT most voted of each pair), and the votes of each [K]."""
+    none = torch.zeros((0, 3, 3), dtype=torch.float64), torch.zeros(0, dtype=torch.long)
     products = _zone_products(zones)  # [Z, W, 3]
     n_zones, n_rows = products.shape[:2]
     flat = products.reshape(-1, 3)
@@ -111,7 +115,7 @@ def joined_lattices(zones: torch.Tensor, q: torch.Tensor, width: float = 0.003) 
     close = (torch.log(flat[:, None, 0] / flat[None, :, 0]).abs() < width) & (zone_of[:, None] < zone_of[None, :])
     i, j = torch.nonzero(close, as_tuple=True)
     if len(i) == 0:
-        return torch.zeros((0, 3, 3), dtype=torch.float64)
+        return none
     ww = (flat[i, 0] + flat[j, 0]) / 2
     x1, x2, wx1, wx2 = flat[i, 1], flat[j, 1], flat[i, 2], flat[j, 2]
     # Q(a w + b x1 + c x2) = a^2 ww + b^2 x1 + c^2 x2 + 2ab wx1 + 2ac wx2 + 2bc t: t from each line and (a, b, c)
@@ -127,6 +131,8 @@ def joined_lattices(zones: torch.Tensor, q: torch.Tensor, width: float = 0.003) 
     det = ww_ * (x1_ * x2_ - t * t) - wx1_ * (wx1_ * x2_ - t * wx2_) + wx2_ * (wx1_ * t - x1_ * wx2_)
     ok = (t.abs() < limit) & (det > 1e-6 * ww_ * x1_ * x2_)
     pair, which = torch.nonzero(ok, as_tuple=True)
+    if len(pair) == 0:
+        return none
     t = t[pair, which]
     key = torch.round(t / (width * limit[pair, 0])).long()
     key = pair * (4 * int(1 / width) + 8) + key - key.min()
@@ -222,7 +228,8 @@ def direct_lengths(params: torch.Tensor) -> torch.Tensor:
 
 
 def triclinic_trials(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Trial cells (A..F) [K, 6], reduced, with edges 2.5-25 Å, and the votes of each one's last product [K]."""
+    """Trial cells (A..F) [K, 6], reduced, with edges 2.5-25 Å: the VOTED lattices with the most votes (summed over
+    the zone pairs that give each), and those votes [K]."""
     zones, votes = voted_zones(q)
     zones = zones[torch.argsort(votes, descending=True)[:ZONES]]
     g, votes = joined_lattices(zones, q)
@@ -275,11 +282,10 @@ def search_triclinic(peaks: PeakPositions) -> tuple[torch.Tensor, torch.Tensor, 
         return torch.zeros((0, 6), dtype=torch.float64), empty, empty, empty
     for lines, keep in RANKING:
         m = min(lines, n)
-        q, tol = q0[:m], tol_q[:m]
+        q, tol = q0[:m].float(), tol_q[:m].float()  # single precision: the ranking needs no more, and sorts faster
         volume = torch.linalg.det(to_metric(cells))
         cells = cells[torch.argsort(volume)]  # chunks of similar cells: each scores the indices its own cells reach
         scores = []
-        q, tol = q.float(), tol.float()  # single precision: the ranking needs no more, and sorts twice as fast
         for part in cells.float().split(CHUNK):
             indexed, misfit, _, n_calc = score_triclinic(part, q[None].expand(len(part), -1), 2 * tol)
             scores.append(_m20(indexed, misfit, n_calc, q.max().expand(len(part)), unindexed=MAX_UNINDEXED))
