@@ -13,7 +13,7 @@ from powdersym.evaluate.sets import load_evaluation_set
 from powdersym.refine import index_pattern, triclinic
 from powdersym.refine.index import PeakPositions, denoised, find_peaks
 from powdersym.refine.triclinic import (
-    MAX_LINES, higher_first_lines, index_triclinic, lattice_symmetry, monoclinic_cell, reduce_metrics, to_metric,
+    MAX_LINES, acceptable, higher_first_lines, index_triclinic, lattice_symmetry, monoclinic_cell, reduce_metrics, to_metric,
     to_params, two_fold_axes, voted_zones,
 )
 
@@ -137,3 +137,14 @@ def test_first_lines_of_a_higher_lattice_veto_a_triclinic_cell(shared_data, monk
     found = index_triclinic(peaks)
     assert found is not None and found.system == "triclinic"
     assert not higher_first_lines(lines_peaks(lattice_lines([5.5, 6.3, 7.4, 95.2, 101.3, 84.0])))
+
+
+@pytest.mark.parametrize("m20, n_indexed, n_lines, accepted", [
+    (21.0, 20, 20, True), (21.0, 19, 20, False),  # 20-24 lines: none unindexed
+    (21.0, 24, 25, True), (21.0, 23, 25, False),  # 25-29: one
+    (21.0, 28, 30, True), (21.0, 27, 30, False),  # 30: two
+    (17.0, 30, 30, True), (17.0, 29, 30, False), (17.0, 26, 26, False),  # M20 15-20: every one of 30 lines
+    (14.0, 30, 30, False),
+])
+def test_acceptance_limits(m20: float, n_indexed: int, n_lines: int, accepted: bool) -> None:
+    assert bool(acceptable(torch.tensor([m20]), torch.tensor([float(n_indexed)]), n_lines)[0]) == accepted
