@@ -103,6 +103,8 @@ _MIN_LINES_CENTRED = 5
 # monoclinic patterns, the pymatgen X-ray set 1 orthorhombic and 5 monoclinic ones, 4 of them with wrong cells
 MIN_M20_MONOCLINIC = 10.0
 MAX_LINE_RATIO_MONOCLINIC = 4.5
+# `choose_cell`'s limits for a monoclinic cell (refine.monoclinic's, and those refine.triclinic finds)
+MONOCLINIC_LIMITS = {"min_m20": MIN_M20_MONOCLINIC, "max_line_ratio": MAX_LINE_RATIO_MONOCLINIC}
 MONOCLINIC_FACTOR = 2.0  # a monoclinic cell replaces a group-counted orthorhombic one with this many times its M20
 _NOISE_BLOCK = 300  # points per block the noise level is measured over
 
@@ -187,14 +189,13 @@ class IndexedCell:
     def _triclinic_line_d(self, d_min: float) -> np.ndarray:
         """line_d of a triclinic cell: Q = h G* h^T over every hkl with |h| <= a sqrt(Q_max) (|h| = |r . a| <=
         |r| |a| for the reciprocal vector r: a bound for any cell), one Q per Friedel pair and coincidence."""
-        from powdersym.refine.extinction import direct_metric  # it imports this module
+        from powdersym.refine.extinction import reciprocal_metric  # it imports this module
 
-        lattice = self.lattice()
         q_max = 1.0 / d_min**2
-        n = [int(math.ceil(length * math.sqrt(q_max))) + 1 for length in lattice[:3]]
+        n = [int(math.ceil(length * math.sqrt(q_max))) + 1 for length in self.lattice()[:3]]
         hkl = np.stack(np.meshgrid(*[np.arange(-m, m + 1) for m in n], indexing="ij"), -1).reshape(-1, 3)
         hkl = hkl[hkl[np.arange(len(hkl)), np.argmax(hkl != 0, axis=1)] > 0]  # first non-zero index positive
-        q = np.einsum("ni,ij,nj->n", hkl, np.linalg.inv(direct_metric(lattice)), hkl)
+        q = np.einsum("ni,ij,nj->n", hkl, reciprocal_metric(self), hkl)
         q = np.unique(np.round(q[q <= q_max], 12))
         return 1.0 / np.sqrt(q)
 
@@ -858,8 +859,7 @@ def _index_peaks(peaks: PeakPositions, systems: tuple[str, ...], choose: dict) -
     # the pymatgen X-ray patterns, P2 and P2_1 cells of M20 120 and 3,000 had lost to such cells of M20 18 and 20)
     contested = found is not None and found.system == "orthorhombic" and found.lines_of != 0
     if (found is None or contested) and "monoclinic" in systems:
-        limits = {"min_m20": MIN_M20_MONOCLINIC, "max_line_ratio": MAX_LINE_RATIO_MONOCLINIC}
-        mono = choose_cell(index_cells(peaks, ("monoclinic",)), **(limits | choose))
+        mono = choose_cell(index_cells(peaks, ("monoclinic",)), **(MONOCLINIC_LIMITS | choose))
         if found is None or (mono is not None and mono.n_indexed >= found.n_indexed
                              and mono.m20 >= MONOCLINIC_FACTOR * found.m20):
             found = mono

@@ -268,19 +268,21 @@ def lattice_vote(params: torch.Tensor, votes: torch.Tensor, width: float = 0.003
     return params[first], summed
 
 
-def search_triclinic(peaks: PeakPositions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def search_triclinic(peaks: PeakPositions) -> tuple[torch.Tensor, ...]:
     """The best refined triclinic cells of the peaks: params [K, 6], zero shifts [K], M20 [K] (first 20 lines,
-    UNINDEXED allowed) and lines indexed [K]; empty with fewer than MIN_LINES lines or no trial cell."""
+    UNINDEXED allowed), which of the first MAX_LINES lines each indexes [K, n] and its calculated lines up to the
+    last of them [K]; empty with fewer than MIN_LINES lines or no trial cell."""
     empty = torch.zeros(0, dtype=torch.float64)
+    none = torch.zeros((0, 6), dtype=torch.float64), empty, empty, torch.zeros((0, 0), dtype=torch.bool), empty
     if len(peaks) < MIN_LINES:
-        return torch.zeros((0, 6), dtype=torch.float64), empty, empty, empty
+        return none
     n = min(len(peaks), MAX_LINES)
     q0 = torch.as_tensor(peaks.q)[:n]
     slope = torch.as_tensor(peaks.slope)[:n]
     tol_q = torch.as_tensor(np.abs(peaks.slope) * peaks.tolerance)[:n].clamp(min=1e-9)
     cells, _ = triclinic_trials(q0)
     if len(cells) == 0:
-        return torch.zeros((0, 6), dtype=torch.float64), empty, empty, empty
+        return none
     for lines, keep in RANKING:
         m = min(lines, n)
         q, tol = q0[:m].float(), tol_q[:m].float()  # single precision: the ranking needs no more, and sorts faster
@@ -300,7 +302,8 @@ def search_triclinic(peaks: PeakPositions) -> tuple[torch.Tensor, torch.Tensor, 
     q = q0[None, :] - slope[None, :] * zero[:, None]
     indexed, misfit, _, n_calc = score_triclinic(cells, q[:, :20], tol_q[:20])
     m20 = _m20(indexed, misfit, n_calc, q[:, :20].max(1).values, unindexed=UNINDEXED)
-    return cells, zero, m20, score_triclinic(cells, q, tol_q)[0].sum(1).double()
+    indexed, _, _, n_calc = score_triclinic(cells, q, tol_q)
+    return cells, zero, m20, indexed, n_calc
 
 
 def lattice_of(params: np.ndarray) -> tuple[float, ...]:
@@ -381,13 +384,13 @@ def index_triclinic(peaks: PeakPositions) -> IndexedCell | None:
     or a lattice with two-fold axes: with one, the monoclinic cell if accepted (`_as_monoclinic`). No limit on
     calculated lines per indexed one: M20 counts them, and a triclinic cell predicts many
     (on the synthetic patterns, right cells predicted 2-6 per line observed up to d 1.3 Å)."""
-    cells, zero, m20, n_indexed = search_triclinic(peaks)
+    cells, zero, m20, indexed, n_calc = search_triclinic(peaks)
     if len(cells) == 0:
         return None
     n = min(len(peaks), MAX_LINES)
     q0 = torch.as_tensor(peaks.q)[:n] - torch.as_tensor(peaks.slope)[:n] * zero[:, None]  # [K, n]
     tol_q = torch.as_tensor(np.abs(peaks.slope) * peaks.tolerance)[:n].clamp(min=1e-9)
-    indexed, _, _, n_calc = score_triclinic(cells, q0, tol_q)
+    n_indexed = indexed.sum(1)
     good = acceptable(m20, n_indexed, n)
     if not good.any() or higher_first_lines(peaks):
         return None
@@ -427,7 +430,7 @@ def _as_monoclinic(lattice: tuple[float, ...], peaks: PeakPositions) -> IndexedC
     """The monoclinic cell of a triclinic-search lattice with one two-fold axis, refined and scored as
     `refine.monoclinic` scores its own (first 20 lines, N20 of its centring), if `index.choose_cell` accepts it with
     the monoclinic limits."""
-    from powdersym.refine.index import MAX_LINE_RATIO_MONOCLINIC, MIN_M20_MONOCLINIC, choose_cell
+    from powdersym.refine.index import MONOCLINIC_LIMITS, choose_cell
     from powdersym.refine.monoclinic import reciprocal_cell, refined_monoclinic
 
     conventional = monoclinic_cell(lattice)
@@ -435,5 +438,4 @@ def _as_monoclinic(lattice: tuple[float, ...], peaks: PeakPositions) -> IndexedC
         return None
     a, b, c, _, beta, _ = conventional
     cell = refined_monoclinic(torch.as_tensor(reciprocal_cell(a, b, c, beta))[None], first_lines(peaks, 20))
-    limits = {"min_m20": MIN_M20_MONOCLINIC, "max_line_ratio": MAX_LINE_RATIO_MONOCLINIC}
-    return choose_cell({"monoclinic": cell}, **limits)
+    return choose_cell({"monoclinic": cell}, **MONOCLINIC_LIMITS)
