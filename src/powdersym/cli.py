@@ -502,6 +502,7 @@ def calibrate(
     model: Path = typer.Argument(..., help="A model (.safetensors) from `powdersym train`; its JSON is updated."),
     n: int = typer.Option(2048, "--n", help="Synthetic validation patterns (realistic augmentation, a seed no training stream uses)."),
     coverage: float = typer.Option(0.5, "--coverage", help="Fraction of validation patterns that stay above the refusal threshold."),
+    index: bool = typer.Option(True, "--index/--no-index", help="Choose the threshold on the probabilities predict reports: each validation pattern indexed and restricted to its cell (about 0.5 s a pattern)."),
 ) -> None:
     """Fit the model's temperature (calibrated probabilities) and its refusal threshold on synthetic validation
     patterns, and store both with the model for `powdersym predict`."""
@@ -511,7 +512,7 @@ def calibrate(
     if not 0 < coverage <= 1 or n < 16:
         fail("--coverage must lie in (0, 1] and --n be at least 16")
     try:
-        stored = calibrate_saved_model(model, n=n, coverage=coverage)
+        stored = calibrate_saved_model(model, n=n, coverage=coverage, index=index, progress=True)
     except (ModelFileError, ValueError, OSError) as err:
         fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
     c = stored["calibration"]

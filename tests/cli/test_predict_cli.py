@@ -148,7 +148,7 @@ def test_calibrate_stores_temperature_and_threshold(tmp_path):
     for key in ("temperature", "refusal_threshold", "calibration"):
         meta.pop(key, None)
     target.with_suffix(".json").write_text(json.dumps(meta))
-    result = runner.invoke(app, ["calibrate", str(target), "--n", "64"])
+    result = runner.invoke(app, ["calibrate", str(target), "--n", "64", "--no-index"])  # indexing: the next test
     assert result.exit_code == 0, result.output
     stored = json.loads(target.with_suffix(".json").read_text())
     assert stored["temperature"] > 0 and 0 < stored["refusal_threshold"] < 1
@@ -157,6 +157,31 @@ def test_calibrate_stores_temperature_and_threshold(tmp_path):
     assert 0 < stored["refusal_threshold_known"] < 1 and stored["calibration"]["refusal_known"]["coverage"] >= 0.5
     assert Predictor.load(target).threshold == stored["refusal_threshold_known"]
     assert Predictor.load(target, prior="trained").threshold == stored["refusal_threshold"]
+
+
+def test_calibration_threshold_is_chosen_on_what_predict_reports(tmp_path, monkeypatch):
+    """With indexing (the default) the threshold is chosen on the probabilities restricted to each validation
+    pattern's cell, as `predict` reports them. Every pattern given a triclinic cell leaves P1 and P-1, one of which
+    then has at least half the probability: the threshold that keeps half the patterns is >= 0.5, far above the
+    network's own (about 0.1 for the shipped neutron-cw model). The temperature does not depend on it."""
+    import shutil
+
+    import powdersym.evaluate.calibrate_model as calibrate_model
+    from powdersym.predict import shipped_model
+    from powdersym.refine import IndexedCell
+
+    target = tmp_path / "model.safetensors"
+    shutil.copy(shipped_model("neutron-cw"), target)
+    shutil.copy(shipped_model("neutron-cw").with_suffix(".json"), target.with_suffix(".json"))
+    triclinic = IndexedCell("triclinic", 5.0, 7.0, 0.0, 30.0, 20, 20, 60, b=6.0, beta=100.0, alpha=95.0, gamma=80.0)
+    monkeypatch.setattr(calibrate_model, "indexed_cells", lambda predictor, patterns, progress=False: [triclinic] * len(patterns))
+    indexed = calibrate_model.calibrate_saved_model(target, n=32)
+    plain = calibrate_model.calibrate_saved_model(target, n=32, index=False)
+    assert indexed["calibration"]["indexed"].startswith("32 of 32") and plain["calibration"]["indexed"] == "not indexed"
+    assert indexed["refusal_threshold"] >= 0.5 and indexed["refusal_threshold_known"] >= 0.5
+    assert plain["refusal_threshold"] < 0.5
+    assert indexed["temperature"] == pytest.approx(plain["temperature"])
+    assert json.loads(target.with_suffix(".json").read_text())["refusal_threshold"] == plain["refusal_threshold"]
 
 
 def test_known_prior_is_bayes_rule_from_the_training_balance():
