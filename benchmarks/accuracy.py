@@ -59,7 +59,7 @@ def _cells(set_name: str, device: str, instrument: str, systems: tuple[str, ...]
     """The indexed cell (or None) of every pattern of a set, as `powdersym predict` finds them (once per set)."""
     data = _load_set(set_name, device)
     predictor = Predictor.for_instrument(instrument, index_systems=systems, index_denoise=denoise)
-    return tuple(predictor.index_patterns(data.patterns)) if data.patterns else ()
+    return tuple(predictor.index_patterns(data.patterns, jobs=0)) if data.patterns else ()  # a process per core
 
 
 def model_for(instrument: str, device: str = "cpu", weights: str | None = None, prior: str = "known") -> Predictor:

@@ -5,16 +5,16 @@
     python benchmarks/predict_throughput.py --files 400 --compile --json out.json
 
 Files, written to a temporary folder: xray-cuka: N xye files of the shared RRUFF patterns (2theta, Cu K-alpha1
-wavelength in the header); neutron-cw: N xye files of the shared pymatgen-simulated neutron patterns (as counts
-on a flat background) and the measured constant-wavelength GSAS/column files of the 'measured-neutron' set as
-they are. Stages: read (`read_pattern`), preprocess (`Predictor.prepare`: d-mapping, Chebyshev background,
-normalisation), index (`Predictor.index_patterns`: peak positions against cubic to
-triclinic cells), model (`Predictor.logits` at its default batch: CPU_BATCH_POINTS input points on the CPU, 256
-patterns on a GPU) and the end-to-end `predict_files` call, timed on its own, with indexing (the default) and
-without (`index=False`: the network path alone). The model step alone: the network
-on random inputs, CPU at batch 1, the CPU default and 256; on CUDA at --gpu-batch in fp32 and
-under bf16 autocast (optionally torch.compile). Targets (issue 6): <= 20 ms per pattern end to end on the CPU,
->= 20,000 patterns/s for the model step on a GPU. Prints Markdown tables.
+wavelength in the header); neutron-cw: N xye files of the shared pymatgen-simulated neutron patterns (as counts on a
+flat background) and the measured constant-wavelength GSAS/column files of the 'measured-neutron' set as they are.
+Stages: read (`read_pattern`), preprocess (`Predictor.prepare`: d-mapping, Chebyshev background, normalisation),
+index (`Predictor.index_patterns`: peak positions against cubic to triclinic cells; --jobs processes, 1 by default,
+0 one per core as `powdersym predict` does), model (`Predictor.logits` at its default batch: CPU_BATCH_POINTS input
+points on the CPU, 256 patterns on a GPU) and the end-to-end `predict_files` call, timed on its own, with indexing
+(the default) and without (`index=False`: the network path alone). The model step alone: the network on random
+inputs, CPU at batch 1, the CPU default and 256; on CUDA at --gpu-batch in fp32 and under bf16 autocast (optionally
+torch.compile). Targets (issue 6): <= 20 ms per pattern end to end on the CPU, >= 20,000 patterns/s for the model
+step on a GPU. Prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -120,9 +120,10 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time the model step under torch.compile (CUDA)")
     parser.add_argument("--seconds", type=float, default=3.0, help="time per model-step measurement")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--jobs", type=int, default=1, help="processes that index (0: one per core; predict's default)")
     args = parser.parse_args()
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, indexing jobs {args.jobs}"
           + (f", {torch.cuda.get_device_name()}" if "cuda" in devices else ", no CUDA"))
 
     measured = load_evaluation_set("measured-neutron")
@@ -133,7 +134,8 @@ def main() -> None:
         gsas_files = [Path(p.metadata["path"]) for p in measured.patterns]
         gsas_options = [_read_options(p) for p in measured.patterns]
         for device in devices:
-            xray, neutron = Predictor.for_instrument("xray-cuka", device), Predictor.for_instrument("neutron-cw", device)
+            xray, neutron = (Predictor.for_instrument(name, device, jobs=args.jobs)
+                             for name in ("xray-cuka", "neutron-cw"))
             rows.append(stages(xray, f"RRUFF xye x {args.files}", xray_files, [{}] * len(xray_files), device))
             rows.append(stages(neutron, f"pymatgen neutron xye x {args.files}", neutron_files, [{}] * len(neutron_files), device))
             rows.append(stages(neutron, f"measured CW neutron (GSAS, xye, dat) x {len(gsas_files)}", gsas_files, gsas_options, device))

@@ -420,6 +420,8 @@ def predict(
     index: bool = typer.Option(True, "--index/--no-index", help="Index the peak positions with cubic, tetragonal, hexagonal, then orthorhombic and last monoclinic cells; where one fits (de Wolff's M20), keep only the space groups of that lattice, down-weight those whose systematic absences forbid an indexed line or that allow lines the pattern does not show, and report the cell. A cubic cell may also index the main phase of a mixture."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document with every result (for pipelines)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Folder for PNGs of raw pattern, background and model input (with the indexed cell's lines)."),
+    jobs: int = typer.Option(0, "--jobs", "-j",
+                             help="Processes that index the peak positions (0: one per core; from 16 files each)."),
 ) -> None:
     """Space group, Bravais lattice, crystal system, extinction group and a lattice estimate of measured patterns,
     with an 'uncertain' flag when the model is less certain than on the validation threshold. Where the peak
@@ -433,13 +435,13 @@ def predict(
     options = _read_options(wavelength, unit, instrument_file, bank)
     back = None if background == "none" else background
     try:
-        settings = dict(top=top, background=back, prior=prior, index=index)
+        settings = dict(top=top, background=back, prior=prior, index=index, jobs=jobs)
         predictor = Predictor.load(model, **settings) if model else Predictor.for_instrument(instrument, **settings)
         patterns = [read_pattern(path, **options) for path in _progress(files, "reading")]
         prepared = predictor.prepare(patterns)
         import numpy as np
 
-        cells = predictor.index_patterns(_progress(patterns, "indexing"))
+        cells = predictor.index_patterns(patterns, progress="indexing" if len(patterns) >= 8 else None)
         results = predictor.predict_arrays(np.stack([p.y for p in prepared]), [str(f) for f in files], np.array([p.coverage for p in prepared]), cells)
         if plot is not None:
             plot.mkdir(parents=True, exist_ok=True)
@@ -502,7 +504,8 @@ def calibrate(
     model: Path = typer.Argument(..., help="A model (.safetensors) from `powdersym train`; its JSON is updated."),
     n: int = typer.Option(2048, "--n", help="Synthetic validation patterns (realistic augmentation, a seed no training stream uses)."),
     coverage: float = typer.Option(0.5, "--coverage", help="Fraction of validation patterns that stay above the refusal threshold."),
-    index: bool = typer.Option(True, "--index/--no-index", help="Choose the threshold on the probabilities predict reports: each validation pattern indexed and restricted to its cell (about 0.5 s a pattern)."),
+    index: bool = typer.Option(True, "--index/--no-index", help="Choose the threshold on the probabilities predict reports: each validation pattern indexed and restricted to its cell (about 0.5 s a pattern on one core)."),
+    jobs: int = typer.Option(0, "--jobs", "-j", help="Processes that index the validation patterns (0: one per core)."),
 ) -> None:
     """Fit the model's temperature (calibrated probabilities) and its refusal threshold on synthetic validation
     patterns, and store both with the model for `powdersym predict`."""
@@ -512,7 +515,7 @@ def calibrate(
     if not 0 < coverage <= 1 or n < 16:
         fail("--coverage must lie in (0, 1] and --n be at least 16")
     try:
-        stored = calibrate_saved_model(model, n=n, coverage=coverage, index=index, progress=True)
+        stored = calibrate_saved_model(model, n=n, coverage=coverage, index=index, progress=True, jobs=jobs)
     except (ModelFileError, ValueError, OSError) as err:
         fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
     c = stored["calibration"]

@@ -17,7 +17,10 @@ whose systematic absences forbid an indexed line, or that allow lines the patter
 from __future__ import annotations
 
 import dataclasses
+import functools
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,8 @@ SHIPPED = {"xray-cuka": "xray-cuka", "neutron-cw": "neutron-cw"}
 # neutron one): the first layers' activations (32 channels per point) then stay in cache; at 256 patterns they
 # did not, and the network ran 2-3x slower per pattern on 2 cores.
 CPU_BATCH_POINTS = 70_000
+# Patterns per indexing worker before a process pool pays (indexing takes 0.05-0.5 s a pattern, starting a worker ~2 s).
+PATTERNS_PER_JOB = 16
 
 
 def shipped_model(instrument: str) -> Path:
@@ -204,6 +209,8 @@ class Predictor:
     index_denoise: bool = True  # index noisy patterns from a smoothed copy (refine.index.denoised)
     absence_penalty: float = ABSENCE_PENALTY  # factor per indexed line a group forbids (1: absences ignored)
     missing_line_factor: float = MISSING_LINE_FACTOR  # factor per line a group allows that is not seen (1: ignored)
+    # processes that index (0: one per CPU core); 1 by default: spawned workers re-import the caller's main module
+    jobs: int = 1
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -268,16 +275,23 @@ class Predictor:
                     logits.append(out.float().cpu())
         return torch.cat(logits).numpy(), (torch.cat(lattice).numpy() if lattice else None)
 
-    def index_patterns(self, patterns: list) -> list:
+    def index_patterns(self, patterns: list, jobs: int | None = None, progress: str | None = None) -> list:
         """The accepted cell (refine.IndexedCell: cubic, tetragonal, hexagonal lattice, orthorhombic, monoclinic or
-        triclinic) or None for each MeasuredPattern; all None when `index` is off."""
-        from powdersym.refine.index import index_pattern
-
+        triclinic) or None for each MeasuredPattern; all None when `index` is off. jobs: worker processes (0: one per
+        CPU core; None: `self.jobs`), used only from PATTERNS_PER_JOB patterns a worker on (a worker takes ~2 s to
+        start); the cells do not depend on it. progress: a bar with this label on stderr."""
         if not self.index:
             return [None for _ in patterns]
         instrument = self.instrument  # built from the model's JSON: once, not per pattern
-        return [index_pattern(p, doublet=self.doublet_of(p, instrument), systems=self.index_systems, denoise=self.index_denoise)
-                for p in patterns]
+        doublets = [self.doublet_of(p, instrument) for p in patterns]
+        work = functools.partial(_index_one, systems=self.index_systems, denoise=self.index_denoise)
+        jobs = self.jobs if jobs is None else jobs
+        jobs = min(jobs or cpu_cores(), len(patterns) // PATTERNS_PER_JOB)
+        if jobs <= 1:
+            return _tracked(map(work, patterns, doublets), len(patterns), progress)
+        context = multiprocessing.get_context("spawn")  # fork is unsafe once torch's thread pools run
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            return _tracked(pool.map(work, patterns, doublets), len(patterns), progress)
 
     def grid_positions(self, d: np.ndarray) -> np.ndarray:
         """Positions on the model's grid of lines of d-spacings d (Å; the first wavelength), those on the grid only."""
@@ -360,3 +374,25 @@ class Predictor:
         from powdersym.io import read_pattern
 
         return self.predict_patterns([read_pattern(p, **read_options) for p in paths])
+
+
+def cpu_cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _index_one(pattern: Any, doublet: tuple[float, float] | None, systems: tuple[str, ...], denoise: bool) -> Any:
+    """refine.index.index_pattern of one pattern (module level, so that worker processes can run it)."""
+    from powdersym.refine.index import index_pattern
+
+    return index_pattern(pattern, doublet=doublet, systems=systems, denoise=denoise)
+
+
+def _tracked(results: Any, total: int, label: str | None) -> list:
+    """The results as a list, with a progress bar on stderr while they come when a label is given."""
+    if label is None:
+        return list(results)
+    from rich.progress import track
+
+    return list(track(results, total=total, description=label, transient=True))
+

@@ -33,7 +33,7 @@ def synthetic_validation(
 
 
 def calibrate_saved_model(path: str | os.PathLike, n: int = 2048, coverage: float = 0.5, seed: int = VALIDATION_SEED,
-                          index: bool = True, progress: bool = False) -> dict[str, Any]:
+                          index: bool = True, progress: bool = False, jobs: int = 1) -> dict[str, Any]:
     """Temperature (NLL on the validation logits) and the certainty threshold that keeps `coverage` of the
     validation patterns, as trained and (refusal_threshold_known) for probabilities re-weighted to known crystals'
     frequencies, the patterns then weighted by the same Bayes factors so that they stand for known crystals;
@@ -42,7 +42,7 @@ def calibrate_saved_model(path: str | os.PathLike, n: int = 2048, coverage: floa
     index: the thresholds are chosen on the probabilities `powdersym predict` reports, each validation pattern
     indexed and its groups restricted to the cell's lattice and absences (`restrict_to_cells`): an indexed pattern's
     probabilities are more concentrated than the network's, so a threshold chosen without indexing flags fewer
-    patterns than `coverage` says (about 0.5 s a pattern on one CPU core)."""
+    patterns than `coverage` says (about 0.5 s a pattern on one CPU core; `jobs` processes, 0 one per core)."""
     from powdersym.evaluate import choose_refusal_threshold, expected_calibration_error, fit_temperature, top_k_accuracy
     from powdersym.data.generate import augment_config
     from powdersym.models.saved import meta_path
@@ -67,7 +67,7 @@ def calibrate_saved_model(path: str | os.PathLike, n: int = 2048, coverage: floa
     if ratio is not None:
         known = calibrated * ratio
         known /= known.sum(axis=1, keepdims=True)
-    cells = indexed_cells(predictor, patterns, progress) if index else []
+    cells = indexed_cells(predictor, patterns, progress, jobs) if index else []
     reported = restrict_to_cells(calibrated, cells)  # as predict reports them (all rows unchanged without cells)
     point = choose_refusal_threshold(reported, labels, target_coverage=coverage)
     if known is not None:
@@ -97,7 +97,7 @@ def calibrate_saved_model(path: str | os.PathLike, n: int = 2048, coverage: floa
     return stored
 
 
-def indexed_cells(predictor: Any, patterns: np.ndarray, progress: bool = False) -> list:
+def indexed_cells(predictor: Any, patterns: np.ndarray, progress: bool = False, jobs: int = 1) -> list:
     """The cell `predictor.index_patterns` accepts (or None) for each pattern on the model's grid [n, P], read as a
     measurement of the model's instrument (2theta at its first wavelength, the doublet from the instrument; ToF with
     its DIFC, DIFA, ZERO)."""
@@ -111,8 +111,4 @@ def indexed_cells(predictor: Any, patterns: np.ndarray, progress: bool = False) 
     else:
         measured = [MeasuredPattern(x, row.astype(np.float64), None, "two_theta", wavelength=instrument.wavelengths[0])
                     for row in patterns]  # fmt: skip
-    if not progress:
-        return predictor.index_patterns(measured)
-    from rich.progress import track
-
-    return [predictor.index_patterns([m])[0] for m in track(measured, description="indexing validation patterns")]
+    return predictor.index_patterns(measured, jobs=jobs, progress="indexing validation patterns" if progress else None)
