@@ -174,7 +174,7 @@ def test_calibration_threshold_is_chosen_on_what_predict_reports(tmp_path, monke
     shutil.copy(shipped_model("neutron-cw"), target)
     shutil.copy(shipped_model("neutron-cw").with_suffix(".json"), target.with_suffix(".json"))
     triclinic = IndexedCell("triclinic", 5.0, 7.0, 0.0, 30.0, 20, 20, 60, b=6.0, beta=100.0, alpha=95.0, gamma=80.0)
-    monkeypatch.setattr(calibrate_model, "indexed_cells", lambda predictor, patterns, progress=False: [triclinic] * len(patterns))
+    monkeypatch.setattr(calibrate_model, "indexed_cells", lambda predictor, patterns, progress=False, jobs=1: [triclinic] * len(patterns))
     indexed = calibrate_model.calibrate_saved_model(target, n=32)
     plain = calibrate_model.calibrate_saved_model(target, n=32, index=False)
     assert indexed["calibration"]["indexed"].startswith("32 of 32") and plain["calibration"]["indexed"] == "not indexed"
