@@ -441,7 +441,7 @@ def predict(
         prepared = predictor.prepare(patterns)
         import numpy as np
 
-        cells = predictor.index_patterns(patterns, progress="indexing" if len(patterns) >= 8 else None)
+        cells = predictor.index_patterns(patterns, progress="indexing" if len(patterns) >= PROGRESS_FROM else None)
         results = predictor.predict_arrays(np.stack([p.y for p in prepared]), [str(f) for f in files], np.array([p.coverage for p in prepared]), cells)
         if plot is not None:
             plot.mkdir(parents=True, exist_ok=True)
@@ -457,9 +457,12 @@ def predict(
             typer.echo(str(result))
 
 
+PROGRESS_FROM = 8  # items from which a step shows a progress bar
+
+
 def _progress(items: list, label: str):
     """Items with a progress bar on stderr when there are many."""
-    if len(items) < 8:
+    if len(items) < PROGRESS_FROM:
         return items
     from rich.progress import track
 
