@@ -5,7 +5,7 @@ sample is far likelier P2_1/c than P4_22_12), summed into Bravais lattice, cryst
 lattice estimate; and an 'uncertain' flag below the model's refusal threshold (chosen on validation data, Vecsei
 et al.'s refusal). Where the peak positions index a cubic, tetragonal, hexagonal, orthorhombic, monoclinic or
 triclinic cell (`refine.index`: de Wolff's M20), only the space groups of that lattice keep their probability, those
-whose systematic absences forbid an indexed line, or that allow lines the pattern does not show, are down-weighted
+whose systematic absences forbid an observed line, or that allow lines the pattern does not show, are down-weighted
 (`refine.extinction`), and the cell replaces the network's lattice estimate (`index=False` turns this off).
 
     from powdersym.predict import Predictor
@@ -142,7 +142,7 @@ class Prediction:
                          f"{' (the lines ' + space_group(cell['lines_of']).hm_symbol + ' allows counted)' if cell.get('lines_of') else ''}"
                          "; only its space groups are kept")
             if cell.get("groups_ruled_out"):
-                lines.append(f"  systematic absences: {cell['groups_ruled_out']} of its groups forbid an indexed line "
+                lines.append(f"  systematic absences: {cell['groups_ruled_out']} of its groups forbid an observed line "
                              "and are down-weighted")
         elif self.lattice is not None:
             a, b, c, al, be, ga = self.lattice

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from pathlib import Path
 
 import gemmi
 import numpy as np
 import pytest
 
-from powdersym.predict import restrict_to_cells
+from powdersym.evaluate.sets import load_evaluation_set
+from powdersym.predict import Predictor, restrict_to_cells
 from powdersym.refine import IndexedCell
 from powdersym.refine.extinction import (MISSING, PENALTY, absence_weights, forbidden_lines, group_counted, line_evidence,
                                          line_reflections, reciprocal_metric)
-from powdersym.refine.index import SPACE_GROUP_RANGES, centring_allows, lattice_integers
+from powdersym.refine.index import SPACE_GROUP_RANGES, centring_allows, index_pattern, lattice_integers
 
 
 def cell_with_lines(system: str, a: float, c: float, q: list[float], b: float | None = None) -> IndexedCell:
@@ -160,16 +162,42 @@ def test_unseen_lines_favour_the_centred_group() -> None:
     assert flat[225 - 1] == pytest.approx(flat[221 - 1])
 
 
-def test_a_weak_line_counts_as_seen() -> None:
+def test_a_weak_line_counts_as_seen_and_against_the_groups_that_forbid_it() -> None:
     """The same NaCl lines with a weak line at (100), below the search threshold: Pm-3m no longer misses it (7
-    unseen lines instead of 8), and Fm-3m, which forbids it, is not penalised for a weak line (weak lines only show
-    allowed lines; they may be impurities)."""
+    unseen lines instead of 8), and Fm-3m, which forbids it, counts it as a forbidden line (PENALTY); a weak line
+    between the lattice's lines (an impurity's: no reflection explains it) changes no count."""
     a = 5.64
     q = [m / a**2 for m in (3, 4, 8, 11, 12, 16)]
     plain = cell_with_lines("cubic", a, a, q)
     weak = dataclasses.replace(plain, q_weak=np.array([1 / a**2]))
     (f0, u0), (f1, u1) = line_evidence(plain), line_evidence(weak)
-    assert u0[221 - 1] == 8 and u1[221 - 1] == 7 and u1[225 - 1] == 0 and f1[225 - 1] == f0[225 - 1] == 0
+    assert u0[221 - 1] == 8 and u1[221 - 1] == 7 and u1[225 - 1] == 0
+    assert f0[225 - 1] == 0 and f1[225 - 1] == 1 and f1[221 - 1] == 0 and forbidden_lines(weak)[225 - 1] == 1
+    probs = np.full((1, 230), 1 / 230)
+    out = restrict_to_cells(probs, [weak])[0]
+    assert out[225 - 1] / out[221 - 1] == pytest.approx(PENALTY / MISSING**7)
+    stray = dataclasses.replace(plain, q_weak=np.array([1.5 / a**2, *q]))  # and the indexed lines themselves
+    assert [list(v) for v in line_evidence(stray)] == [list(v) for v in (f0, u0)]
+
+
+def test_measured_weak_lines_tell_pnma_from_its_centred_pseudo_cell(shared_data: Path, monkeypatch) -> None:
+    """RRUFF 173 and 175 index to the orthorhombic cell of cerussite, PbCO3 (Pnma; a 5.18, b 6.14, c 8.50 Å as
+    indexed): its strong lines all have h+l even, as a B-centred cell's would, and only weak lines (112 at 2.89 Å)
+    show it primitive. With the weak lines counted against the groups that forbid them, predict ranks Pnma first;
+    without them (q_weak emptied) a C-centred group (Cmcm or Cmc2_1, in another axis order) wins."""
+    monkeypatch.setenv("POWDERSYM_SHARED_DATA", str(shared_data))
+    data = load_evaluation_set("rruff")
+    predictor = Predictor.for_instrument("xray-cuka")
+    for n in (173, 175):
+        pattern = data.patterns[data.names.index(f"rruff:{n}.npy")]
+        cell = index_pattern(pattern, doublet=predictor.doublet_of(pattern))
+        assert cell is not None and cell.system == "orthorhombic", str(cell)
+        assert np.allclose(sorted(cell.lattice()[:3]), (5.18, 6.14, 8.50), rtol=5e-3), str(cell)
+        x = predictor.prepare([pattern])[0].y[None]
+        with_weak, without = (predictor.predict_arrays(x, cells=[c])[0].space_groups[0][0]
+                              for c in (cell, dataclasses.replace(cell, q_weak=np.zeros(0))))
+        assert with_weak == 62 and without in (36, 63), (with_weak, without)
+        assert forbidden_lines(cell)[62 - 1] == 0 and forbidden_lines(cell)[63 - 1] > 0
 
 
 def _gemmi_lines(number: int, cell: IndexedCell) -> int:

@@ -15,7 +15,8 @@ A line can be weak by chance or by pseudo-symmetry, so this is a factor per line
 whose superstructure lines are weak (Pnma olivines with weak h+k odd lines, apatites) lose their group to the
 pseudo-symmetric one as often as other minerals gain theirs, while on the spglib structures simulated by pymatgen
 space-group top-1 rises from 13.1 to 16.9 % (X-ray) and 5.8 to 10.7 % (neutron) (docs/results.md, 2026-12-06).
-Weak lines, below the search threshold (`IndexedCell.q_weak`), count as seen.
+Weak lines, below the search threshold (`IndexedCell.q_weak`), count as seen, and a weak line that only
+reflections a group forbids explain counts against it as an indexed one does (`weak_only`).
 
 Orthorhombic cells are indexed with a <= b <= c, which need not be a group's standard setting (Pnma has b the
 shortest axis): each group is tested in the six axis orders and keeps the order with the most weight. Monoclinic
@@ -173,12 +174,41 @@ def _forbidden_by_order(cell: IndexedCell, numbers: torch.Tensor) -> tuple[np.nd
     return n_lines - allowed.reshape(len(numbers), len(orders), n_lines).sum(2).long().numpy(), orders
 
 
+def weak_only(cell: IndexedCell) -> IndexedCell | None:
+    """The cell with its weak lines (`IndexedCell.q_weak`) as its lines: those not on an indexed line and within
+    tolerance of a reflection of the lattice (a weak line nothing explains, an impurity's, tells nothing about the
+    group); None where there is none."""
+    q = np.asarray(cell.q_weak, dtype=np.float64)
+    if len(q) == 0 or len(cell.q_indexed) == 0:
+        return None
+    q_lines, tol_lines = np.asarray(cell.q_indexed, dtype=np.float64), np.asarray(cell.tol_indexed, dtype=np.float64)
+    q = q[~(np.abs(q[:, None] - q_lines[None, :]) <= tol_lines[None, :]).any(1)]
+    weak = replace(cell, q_indexed=q, tol_indexed=_tolerance_at(cell, q))
+    explained = np.unique(line_reflections(weak)[1])
+    if len(explained) == 0:
+        return None
+    return replace(cell, q_indexed=q[explained], tol_indexed=weak.tol_indexed[explained])
+
+
+def _observed_forbidden(cell: IndexedCell, numbers: torch.Tensor) -> tuple[np.ndarray, tuple]:
+    """int [G, O]: observed lines each group forbids in each setting: the indexed lines, and the weak lines the
+    cell explains (`weak_only`); and the settings. A weak line only forbidden reflections explain counts as an
+    indexed one does: cerussite's (Pnma) weak h+l odd lines are what tell it from the pseudo-centred Cmcm and
+    Cmc2_1 its strong lines fit (on RRUFF space-group top-1 gained 5 patterns and lost none, on the spglib set
+    simulated by pymatgen (X-ray) 5 and none; docs/results.md, 2026-12-06, seventh session)."""
+    count, orders = _forbidden_by_order(cell, numbers)
+    weak = weak_only(cell)
+    if weak is not None:
+        count = count + _forbidden_by_order(weak, numbers)[0]
+    return count, orders
+
+
 def forbidden_lines(cell: IndexedCell) -> np.ndarray:
-    """int [230]: how many of the indexed lines group n (1-230) forbids outright, in its best axis order (for
-    orthorhombic cells); -1 for groups outside the indexed lattice."""
+    """int [230]: how many of the observed lines (indexed, and weak ones the cell explains) group n (1-230) forbids
+    outright, in its best axis order (for orthorhombic cells); -1 for groups outside the indexed lattice."""
     out = np.full(230, -1, dtype=np.int64)
     low, high = SPACE_GROUP_RANGES[cell.system]
-    out[low - 1 : high] = _forbidden_by_order(cell, torch.arange(low, high + 1))[0].min(1)
+    out[low - 1 : high] = _observed_forbidden(cell, torch.arange(low, high + 1))[0].min(1)
     return out
 
 
@@ -199,13 +229,13 @@ def setting_lattice(cell: IndexedCell, number: int) -> tuple[float, ...]:
 
 
 def line_evidence(cell: IndexedCell, penalty: float = PENALTY, missing: float = MISSING) -> tuple[np.ndarray, np.ndarray]:
-    """int [230] twice: the indexed lines each group forbids and the lines it allows that are not seen (up to the
-    last indexed line), in the axis order (orthorhombic cells) that gives it the most weight, penalty ** forbidden
-    * missing ** unseen; -1 for groups outside the indexed lattice."""
+    """int [230] twice: the observed lines (indexed, and weak ones the cell explains) each group forbids and the
+    lines it allows that are not seen (up to the last indexed line), in the axis order (orthorhombic cells) that
+    gives it the most weight, penalty ** forbidden * missing ** unseen; -1 for groups outside the indexed lattice."""
     forbidden, unseen = np.full(230, -1, dtype=np.int64), np.full(230, -1, dtype=np.int64)
     low, high = SPACE_GROUP_RANGES[cell.system]
     numbers = torch.arange(low, high + 1)
-    count, orders = _forbidden_by_order(cell, numbers)
+    count, orders = _observed_forbidden(cell, numbers)
     missed = _allowed_by_order(cell, numbers, orders)[0]
     score = count * math.log(penalty) + (missed * math.log(missing) if missing < 1 else 0.0)  # [G, O]
     best = np.argmax(score, axis=1)
