@@ -417,7 +417,7 @@ def predict(
     top: int = typer.Option(5, "--top", help="How many space groups to list."),
     background: str = typer.Option("chebyshev", "--background", help="Background subtraction: chebyshev, snip or none."),
     prior: str = typer.Option("known", "--prior", help="Space-group prior: known (how often known crystals take each group: P2_1/c far more often than P4_22_12; for real samples) or trained (the model's balanced training classes)."),
-    index: bool = typer.Option(True, "--index/--no-index", help="Index the peak positions with cubic, tetragonal, hexagonal, then orthorhombic and last monoclinic cells; where one fits (de Wolff's M20), keep only the space groups of that lattice, down-weight those whose systematic absences forbid an indexed line or that allow lines the pattern does not show, and report the cell. A cubic cell may also index the main phase of a mixture."),
+    index: bool = typer.Option(True, "--index/--no-index", help="Index the peak positions with cubic, tetragonal, hexagonal, then orthorhombic and last monoclinic cells; where one fits (de Wolff's M20), keep only the space groups of that lattice, down-weight those whose systematic absences forbid an observed line or that allow lines the pattern does not show, and report the cell. A cubic cell may also index the main phase of a mixture."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document with every result (for pipelines)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Folder for PNGs of raw pattern, background and model input (with the indexed cell's lines)."),
     jobs: int = typer.Option(0, "--jobs", "-j",
