@@ -80,3 +80,19 @@ def _general_crystal(number: int, lattice: list[float], n_sites: int = 2, seed: 
 def general_crystal():
     """general_crystal(number, lattice, n_sites=2, seed=0) -> Crystal on the general position."""
     return _general_crystal
+
+
+@pytest.fixture
+def recorded_pools(monkeypatch) -> list[int]:
+    """The worker count of every process pool `Predictor.index_patterns` starts during the test (in order)."""
+    import powdersym.predict as predict_module
+
+    pools: list[int] = []
+
+    class Recorded(predict_module.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs) -> None:
+            pools.append(args[0])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(predict_module, "ProcessPoolExecutor", Recorded)
+    return pools

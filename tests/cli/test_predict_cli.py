@@ -226,7 +226,7 @@ def test_refine_puts_an_orthorhombic_cell_in_the_groups_setting(shared_data):
     assert np.allclose([refined[k] for k in "abc"], [8.482, 5.398, 6.959], rtol=1e-3), refined
 
 
-def test_predict_indexes_many_files_in_worker_processes(tmp_path, shared_data, monkeypatch):
+def test_predict_indexes_many_files_in_worker_processes(tmp_path, shared_data, monkeypatch, recorded_pools):
     """`predict --jobs 2` indexes in a pool of two spawned processes (here from one file a worker) and prints the
     same JSON, in the order of the files, as `--jobs 1`, which starts no pool (RRUFF halite, spinel and olivine-type
     patterns written as 2theta columns)."""
@@ -240,19 +240,11 @@ def test_predict_indexes_many_files_in_worker_processes(tmp_path, shared_data, m
         pattern = data.patterns[data.names.index(f"rruff:{n}.npy")]
         files.append(tmp_path / f"rruff_{n}.xy")
         np.savetxt(files[-1], np.column_stack([pattern.x, pattern.y]))
-    pools = []
-
-    class Recorded(predict_module.ProcessPoolExecutor):
-        def __init__(self, *args, **kwargs) -> None:
-            pools.append(args[0])
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(predict_module, "ProcessPoolExecutor", Recorded)
     monkeypatch.setattr(predict_module, "PATTERNS_PER_JOB", 1)
     args = ["predict", *map(str, files), "--wavelength", "1.5406", "--json"]
     alone, pooled = (runner.invoke(app, args + ["--jobs", jobs]) for jobs in ("1", "2"))
     assert alone.exit_code == 0 and pooled.exit_code == 0, alone.output + pooled.output
-    assert pools == [2]
+    assert recorded_pools == [2]
     first, second = json.loads(alone.output), json.loads(pooled.output)
     assert [entry["source"] for entry in second] == [str(f) for f in files]
     assert second == first and sum(entry["indexed"] is not None for entry in first) >= 2

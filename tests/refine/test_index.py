@@ -403,7 +403,7 @@ def test_measured_tetragonal_cell_from_ten_lines(shared_data: Path, monkeypatch)
     assert [r.space_groups[0][0] for r in predictor.predict_patterns(patterns)] == [141, 141]
 
 
-def test_worker_processes_give_the_same_cells_in_order(shared_data: Path, monkeypatch) -> None:
+def test_worker_processes_give_the_same_cells_in_order(shared_data: Path, monkeypatch, recorded_pools) -> None:
     """`index_patterns(jobs=2)` runs a process pool (spawned workers) and returns each pattern's cell at its place:
     the same cells as one process on RRUFF patterns whose cells differ (halite, spinel, olivine type, and others)."""
     import powdersym.predict as predict_module
@@ -413,22 +413,14 @@ def test_worker_processes_give_the_same_cells_in_order(shared_data: Path, monkey
     patterns = [data.patterns[data.names.index(f"rruff:{n}.npy")] for n in (392, 733, 338, 342, 735, 393, 1, 2)]
     predictor = Predictor.for_instrument("xray-cuka")
     alone = predictor.index_patterns(patterns)
-    pools = []
-
-    class Recorded(predict_module.ProcessPoolExecutor):
-        def __init__(self, *args, **kwargs) -> None:
-            pools.append(args[0])
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(predict_module, "ProcessPoolExecutor", Recorded)
     monkeypatch.setattr(predict_module, "PATTERNS_PER_JOB", 4)
     pooled = predictor.index_patterns(patterns, jobs=2)
-    assert pools == [2]
+    assert recorded_pools == [2]
     assert len({None if c is None else (c.system, round(c.lattice()[0], 2)) for c in alone}) >= 4
     assert [None if c is None else c.to_dict() for c in pooled] == [None if c is None else c.to_dict() for c in alone]
     monkeypatch.setattr(predict_module, "PATTERNS_PER_JOB", 16)
     predictor.index_patterns(patterns, jobs=2)
-    assert pools == [2], "8 patterns are indexed in this process when a worker needs 16"
+    assert recorded_pools == [2], "8 patterns are indexed in this process when a worker needs 16"
 
 
 def test_weak_lines_of_an_indexed_cell() -> None:
