@@ -15,7 +15,7 @@ from powdersym.evaluate.sets import load_evaluation_set
 from powdersym.predict import Predictor, restrict_to_cells
 from powdersym.refine import IndexedCell
 from powdersym.refine.extinction import (MISSING, PENALTY, absence_weights, forbidden_lines, group_counted, line_evidence,
-                                         line_reflections, reciprocal_metric)
+                                         line_reflections, reciprocal_metric, setting_lattice)
 from powdersym.refine.index import SPACE_GROUP_RANGES, centring_allows, index_pattern, lattice_integers
 
 
@@ -198,6 +198,8 @@ def test_measured_weak_lines_tell_pnma_from_its_centred_pseudo_cell(shared_data:
                               for c in (cell, dataclasses.replace(cell, q_weak=np.zeros(0))))
         assert with_weak == 62 and without in (36, 63), (with_weak, without)
         assert forbidden_lines(cell)[62 - 1] == 0 and forbidden_lines(cell)[63 - 1] > 0
+        # refine starts Pnma from cerussite's cell in Pnma's setting (Pmcn a 5.18, b 8.49, c 6.14 -> Pnma c, a, b)
+        assert np.allclose(setting_lattice(cell, 62)[:3], (6.14, 5.18, 8.50), rtol=5e-3), setting_lattice(cell, 62)
 
 
 def _gemmi_lines(number: int, cell: IndexedCell) -> int:

@@ -215,12 +215,14 @@ def forbidden_lines(cell: IndexedCell) -> np.ndarray:
 def setting_lattice(cell: IndexedCell, number: int) -> tuple[float, ...]:
     """The cell's lattice (a, b, c, alpha, beta, gamma) in the setting that suits group `number`'s standard one:
     for an orthorhombic cell (indexed a <= b <= c) the axis order, for a monoclinic one the a-c basis, in which the
-    group's reflection conditions forbid the fewest indexed lines (on a tie, beta nearest 90 deg, then the first;
-    beta >= 90); other cells (triclinic ones too: P1 and P-1 have no reflection condition) as they are."""
+    group's reflection conditions forbid the fewest observed lines (indexed, and weak ones the cell explains: on
+    RRUFF's cerussite two axis orders forbid no indexed line of Pnma, one of them no weak line either; on a tie, beta
+    nearest 90 deg, then the first; beta >= 90); other cells (triclinic ones too: P1 and P-1 have no reflection
+    condition) as they are."""
     lattice = cell.lattice()
     if cell.system not in ("orthorhombic", "monoclinic"):
         return lattice
-    counts, orders = _forbidden_by_order(cell, torch.tensor([number]))
+    counts, orders = _observed_forbidden(cell, torch.tensor([number]))
     # h' = h M: G' = M^T G M; of the settings that forbid the fewest lines, the one with beta nearest 90 deg (ITA's
     # choice among a monoclinic group's cells), the first on a tie (the identity: orthorhombic cells keep their order)
     fits = [lattice_of(m.T @ direct_metric(lattice) @ m) for m, n in zip(orders, counts[0]) if n == counts[0].min()]
