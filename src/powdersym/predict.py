@@ -155,7 +155,7 @@ class Prediction:
 def restrict_to_cells(probs: np.ndarray, cells: list | None, evidence: list | None = None,
                       penalty: float = ABSENCE_PENALTY, missing: float = MISSING_LINE_FACTOR) -> np.ndarray:
     """Space-group probabilities [N, 230] with the groups outside each pattern's indexed lattice set to zero, those
-    whose systematic absences forbid indexed lines, or that allow lines the pattern does not show, down-weighted
+    whose systematic absences forbid observed lines, or that allow lines the pattern does not show, down-weighted
     (refine.extinction.absence_weights), and the rest renormalised; rows without a cell (None) unchanged.
     evidence: `line_evidence` (forbidden, unseen) of each cell, if known; penalty: the factor per forbidden line
     (1: absences ignored); missing: the factor per allowed line not seen (1: not counted). Any IndexedCell, triclinic
@@ -207,7 +207,7 @@ class Predictor:
     index: bool = True  # restrict to the lattice of an indexed cell (refine.index)
     index_systems: tuple[str, ...] = INDEX_SYSTEMS  # the cells searched
     index_denoise: bool = True  # index noisy patterns from a smoothed copy (refine.index.denoised)
-    absence_penalty: float = ABSENCE_PENALTY  # factor per indexed line a group forbids (1: absences ignored)
+    absence_penalty: float = ABSENCE_PENALTY  # factor per observed line a group forbids (1: absences ignored)
     missing_line_factor: float = MISSING_LINE_FACTOR  # factor per line a group allows that is not seen (1: ignored)
     # processes that index (0: one per CPU core); 1 by default: spawned workers re-import the caller's main module
     jobs: int = 1

@@ -228,8 +228,8 @@ def test_refine_puts_an_orthorhombic_cell_in_the_groups_setting(shared_data):
 
 def test_predict_indexes_many_files_in_worker_processes(tmp_path, shared_data, monkeypatch, recorded_pools):
     """`predict --jobs 2` indexes in a pool of two spawned processes (here from one file a worker) and prints the
-    same JSON, in the order of the files, as `--jobs 1`, which starts no pool (RRUFF halite, spinel and olivine-type
-    patterns written as 2theta columns)."""
+    same JSON, in the order of the files, as `--jobs 1`, which starts no pool (three RRUFF patterns, at least two of
+    which index, written as 2theta columns)."""
     import powdersym.predict as predict_module
     from powdersym.evaluate.sets import load_evaluation_set
 

@@ -3,8 +3,8 @@
 `refine_cell(x, y, instrument=..., space_group=..., cell=...)` -> `RefinementResult` (refined cell with
 uncertainties, Rwp, observed / calculated / difference plot). `index_pattern(pattern)` -> the cubic, tetragonal,
 hexagonal, orthorhombic, monoclinic or triclinic cell the peak positions index (de Wolff's M20), or None: a starting
-cell for the refinement. `forbidden_lines(cell)` -> how many indexed lines each space group's systematic absences
-forbid.
+cell for the refinement. `forbidden_lines(cell)` -> how many observed lines (indexed, and weak ones the cell
+explains) each space group's systematic absences forbid.
 """
 
 from powdersym.refine.cell import CellModel, SpaceGroupSetting, allowed_reflections
