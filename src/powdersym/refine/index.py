@@ -822,7 +822,8 @@ def index_pattern(
     only where no cubic, tetragonal or hexagonal one is accepted. `threshold`: the weakest line used, relative to
     the strongest (lower it only for clean data: on RRUFF 0.02 picked up noise). A pattern whose noise reaches the
     threshold is indexed from its `denoised` copy (`denoise=False`: as it is). The cell carries the weaker lines of
-    its range (`weak_lines`) for `refine.extinction`."""
+    its range (`weak_lines`) for `refine.extinction`, and is enlarged where weak lines it leaves unexplained are a
+    superstructure's (`refine.supercell`)."""
     quiet = denoised(pattern, threshold) if denoise else None
     source = pattern if quiet is None else quiet
     # on RRUFF the denoised copy gives 11 more cells of the right lattice, 1 of a wrong one; none of the noisy
@@ -835,7 +836,10 @@ def index_pattern(
     if found is None:
         return None
     weak = weak_lines(source, found, doublet, WEAK_FRACTION * threshold)
-    return replace(found, denoised=quiet is not None, q_weak=weak)
+    from powdersym.refine.supercell import superstructure  # it imports this module
+
+    # weak lines the cell leaves unexplained may be a superstructure's: the larger cell that explains them
+    return superstructure(replace(found, denoised=quiet is not None, q_weak=weak))
 
 
 def weak_lines(pattern: MeasuredPattern, cell: IndexedCell, doublet: tuple[float, float] | None = None,
