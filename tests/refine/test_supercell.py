@@ -4,6 +4,7 @@ on patterns simulated by pymatgen (another code) against the structures' own cel
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +24,14 @@ def cubic_cell(a: float, q: list[float], weak: list[float]) -> IndexedCell:
 
 def test_weak_lines_of_a_doubled_cubic_cell() -> None:
     """Lines of a 4 Å primitive cubic cell with four weak lines of its 8 Å supercell (hkl all odd: 111, 311, 331,
-    333 of 2a): the cell doubles, and M20 falls by the ratio of their line counts; the same number of weak lines at
+    333 of 2a): the cell doubles, N20 counts the 8 Å cell's lines and M20 falls to match; the same number of weak lines at
     places no cell edge doubling explains (between the 8 Å cell's lines) leaves it as it is."""
     a = 4.0
     q = [m / a**2 for m in (1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12)]
     doubled = superstructure(cubic_cell(a, q, [m / (2 * a) ** 2 for m in (3, 11, 19, 27)]))
     assert doubled.a == pytest.approx(2 * a) and doubled.c == pytest.approx(2 * a)
-    assert doubled.n_calculated > 2 * len(q) and doubled.m20 == pytest.approx(100.0 * 2 * len(q) / doubled.n_calculated, rel=0.05)
+    assert doubled.n_calculated == len(doubled.line_d(1 / math.sqrt(max(q) + 2e-5)))  # every line of the 8 Å cell
+    assert doubled.m20 == pytest.approx(100.0 * 2 * len(q) / doubled.n_calculated) and doubled.centring == "P"
     stray = cubic_cell(a, q, [(m + 0.5) / (2 * a) ** 2 for m in (3, 11, 19, 27)])
     assert superstructure(stray) is stray
 

@@ -76,7 +76,7 @@ def coverage(cell: IndexedCell, q_max: float) -> float:
 
 def superstructure(cell: IndexedCell) -> IndexedCell:
     """The supercell whose extra lines explain the cell's unexplained weak lines beyond chance (module docstring),
-    with N20 counting its lines and M20 scaled to match; the cell itself where none does."""
+    primitive, with N20 counting every line of its lattice and M20 scaled to match; the cell itself where none does."""
     if cell.system not in ENLARGEMENTS or len(cell.q_weak) < MIN_UNEXPLAINED or len(cell.q_indexed) == 0:
         return cell
     q_lines, tol_lines = np.asarray(cell.q_indexed, dtype=np.float64), np.asarray(cell.tol_indexed, dtype=np.float64)
@@ -100,5 +100,7 @@ def superstructure(cell: IndexedCell) -> IndexedCell:
         return cell
     from powdersym.refine.extinction import _lattice_lines
 
-    ratio = (_lattice_lines(best, q_max)[2].max() + 1) / max(_lattice_lines(cell, q_max)[2].max() + 1, 1)
-    return replace(best, n_calculated=round(cell.n_calculated * ratio), m20=cell.m20 / ratio)
+    # N20: every line of the supercell's lattice (a sub-cell's centring or group-counted lines refer to its own axes)
+    n_calculated = int(_lattice_lines(best, q_max)[2].max()) + 1
+    return replace(best, n_calculated=n_calculated, m20=cell.m20 * cell.n_calculated / n_calculated, centring="P",
+                   lines_of=0)
