@@ -174,15 +174,22 @@ def _forbidden_by_order(cell: IndexedCell, numbers: torch.Tensor) -> tuple[np.nd
     return n_lines - allowed.reshape(len(numbers), len(orders), n_lines).sum(2).long().numpy(), orders
 
 
+def weak_off_lines(cell: IndexedCell) -> np.ndarray:
+    """Q of the cell's weak lines (`IndexedCell.q_weak`) that lie on no indexed line (within its tolerance)."""
+    q = np.asarray(cell.q_weak, dtype=np.float64)
+    if len(q) == 0 or len(cell.q_indexed) == 0:
+        return np.zeros(0)
+    q_lines, tol_lines = np.asarray(cell.q_indexed, dtype=np.float64), np.asarray(cell.tol_indexed, dtype=np.float64)
+    return q[~(np.abs(q[:, None] - q_lines[None, :]) <= tol_lines[None, :]).any(1)]
+
+
 def weak_only(cell: IndexedCell) -> IndexedCell | None:
     """The cell with its weak lines (`IndexedCell.q_weak`) as its lines: those not on an indexed line and within
     tolerance of a reflection of the lattice (a weak line nothing explains, an impurity's, tells nothing about the
     group); None where there is none."""
-    q = np.asarray(cell.q_weak, dtype=np.float64)
-    if len(q) == 0 or len(cell.q_indexed) == 0:
+    q = weak_off_lines(cell)
+    if len(q) == 0:
         return None
-    q_lines, tol_lines = np.asarray(cell.q_indexed, dtype=np.float64), np.asarray(cell.tol_indexed, dtype=np.float64)
-    q = q[~(np.abs(q[:, None] - q_lines[None, :]) <= tol_lines[None, :]).any(1)]
     weak = replace(cell, q_indexed=q, tol_indexed=_tolerance_at(cell, q))
     explained = np.unique(line_reflections(weak)[1])
     if len(explained) == 0:

@@ -79,13 +79,13 @@ def superstructure(cell: IndexedCell) -> IndexedCell:
     primitive, with N20 counting every line of its lattice and M20 scaled to match; the cell itself where none does."""
     if cell.system not in ENLARGEMENTS or len(cell.q_weak) < MIN_UNEXPLAINED or len(cell.q_indexed) == 0:
         return cell
-    q_lines, tol_lines = np.asarray(cell.q_indexed, dtype=np.float64), np.asarray(cell.tol_indexed, dtype=np.float64)
-    weak = np.asarray(cell.q_weak, dtype=np.float64)
-    weak = weak[~(np.abs(weak[:, None] - q_lines[None, :]) <= tol_lines[None, :]).any(1)]
+    from powdersym.refine.extinction import _lattice_lines, weak_off_lines
+
+    weak = weak_off_lines(cell)
     weak = weak[~explained(cell, weak)]
     if len(weak) < MIN_UNEXPLAINED:
         return cell
-    q_max = float((q_lines + tol_lines).max())
+    q_max = float((np.asarray(cell.q_indexed) + np.asarray(cell.tol_indexed)).max())
     free = 1.0 - coverage(cell, q_max)
     best, best_tail = cell, SIGNIFICANCE
     for factors in ENLARGEMENTS[cell.system]:
@@ -98,8 +98,6 @@ def superstructure(cell: IndexedCell) -> IndexedCell:
             best, best_tail = bigger, tail
     if best is cell:
         return cell
-    from powdersym.refine.extinction import _lattice_lines
-
     # N20: every line of the supercell's lattice (a sub-cell's centring or group-counted lines refer to its own axes)
     n_calculated = int(_lattice_lines(best, q_max)[2].max()) + 1
     return replace(best, n_calculated=n_calculated, m20=cell.m20 * cell.n_calculated / n_calculated, centring="P",
