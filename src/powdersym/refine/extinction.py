@@ -183,18 +183,24 @@ def weak_off_lines(cell: IndexedCell) -> np.ndarray:
     return q[~(np.abs(q[:, None] - q_lines[None, :]) <= tol_lines[None, :]).any(1)]
 
 
+def lines_explained(cell: IndexedCell, q: np.ndarray) -> np.ndarray:
+    """bool [n]: which lines at Q = q a reflection of the cell's lattice explains (within the indexed lines'
+    tolerance, interpolated to q)."""
+    out = np.zeros(len(q), dtype=bool)
+    if len(q):
+        out[np.unique(line_reflections(replace(cell, q_indexed=q, tol_indexed=_tolerance_at(cell, q)))[1])] = True
+    return out
+
+
 def weak_only(cell: IndexedCell) -> IndexedCell | None:
     """The cell with its weak lines (`IndexedCell.q_weak`) as its lines: those not on an indexed line and within
     tolerance of a reflection of the lattice (a weak line nothing explains, an impurity's, tells nothing about the
     group); None where there is none."""
     q = weak_off_lines(cell)
+    q = q[lines_explained(cell, q)]
     if len(q) == 0:
         return None
-    weak = replace(cell, q_indexed=q, tol_indexed=_tolerance_at(cell, q))
-    explained = np.unique(line_reflections(weak)[1])
-    if len(explained) == 0:
-        return None
-    return replace(cell, q_indexed=q[explained], tol_indexed=weak.tol_indexed[explained])
+    return replace(cell, q_indexed=q, tol_indexed=_tolerance_at(cell, q))
 
 
 def _observed_forbidden(cell: IndexedCell, numbers: torch.Tensor) -> tuple[np.ndarray, tuple]:

@@ -47,16 +47,6 @@ def enlarged(cell: IndexedCell, factors: tuple[float, ...]) -> IndexedCell:
     return replace(cell, a=a, c=c, b=None if cell.b is None else a)
 
 
-def explained(cell: IndexedCell, q: np.ndarray) -> np.ndarray:
-    """bool [n]: which of the lines at Q = q the cell's lattice explains (a reflection within the lines' tolerance)."""
-    from powdersym.refine.extinction import _tolerance_at, line_reflections
-
-    out = np.zeros(len(q), dtype=bool)
-    if len(q):
-        out[np.unique(line_reflections(replace(cell, q_indexed=q, tol_indexed=_tolerance_at(cell, q)))[1])] = True
-    return out
-
-
 def coverage(cell: IndexedCell, q_max: float) -> float:
     """The fraction of Q in (0, q_max] within tolerance of one of the cell's lines: where a random line is explained."""
     from powdersym.refine.extinction import _lattice_lines, _tolerance_at
@@ -77,12 +67,12 @@ def coverage(cell: IndexedCell, q_max: float) -> float:
 def superstructure(cell: IndexedCell) -> IndexedCell:
     """The supercell whose extra lines explain the cell's unexplained weak lines beyond chance (module docstring),
     primitive, with N20 counting every line of its lattice and M20 scaled to match; the cell itself where none does."""
-    if cell.system not in ENLARGEMENTS or len(cell.q_weak) < MIN_UNEXPLAINED or len(cell.q_indexed) == 0:
+    if cell.system not in ENLARGEMENTS:
         return cell
-    from powdersym.refine.extinction import _lattice_lines, weak_off_lines
+    from powdersym.refine.extinction import _lattice_lines, lines_explained, weak_off_lines
 
     weak = weak_off_lines(cell)
-    weak = weak[~explained(cell, weak)]
+    weak = weak[~lines_explained(cell, weak)]
     if len(weak) < MIN_UNEXPLAINED:
         return cell
     q_max = float((np.asarray(cell.q_indexed) + np.asarray(cell.tol_indexed)).max())
@@ -90,7 +80,7 @@ def superstructure(cell: IndexedCell) -> IndexedCell:
     best, best_tail = cell, SIGNIFICANCE
     for factors in ENLARGEMENTS[cell.system]:
         bigger = enlarged(cell, factors)
-        hits = int(explained(bigger, weak).sum())
+        hits = int(lines_explained(bigger, weak).sum())
         extra = coverage(bigger, q_max) - (1.0 - free)  # the range only the supercell's extra lines cover
         chance = min(1.0, max(1e-6, extra / max(free, 1e-6)))
         tail = float(binom.sf(hits - 1, len(weak), chance))
