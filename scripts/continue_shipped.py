@@ -1,6 +1,6 @@
 """Continue training a shipped model on fresh synthetic data (the next leg of docs/models.md), on a GPU.
 
-    python scripts/continue_shipped.py xray-cuka --minutes 8 --seed 27 --balance cs --lr-schedule cosine --out ship
+    python scripts/continue_shipped.py xray-cuka --minutes 8 --seed 28 --balance cs --lr-schedule cosine --out ship
 
 Starts from src/powdersym/models/weights/NAME.safetensors with the training configuration stored in its JSON,
 changing only the wall-clock limit, learning rate and its schedule, stream seed (a seed no earlier leg used, or the same patterns are
@@ -26,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", help="shipped model: xray-cuka or neutron-cw")
     parser.add_argument("--minutes", type=float, default=8.0)
-    parser.add_argument("--seed", type=int, required=True, help="stream seed; earlier legs used 0 and 5-26 (docs/models.md, docs/results.md)")
+    parser.add_argument("--seed", type=int, required=True, help="stream seed; earlier legs used 0 and 5-27 (docs/models.md, docs/results.md)")
     parser.add_argument("--lr", type=float, default=2.5e-4)
     parser.add_argument("--lr-schedule", default="constant", help="constant, or cosine: decay to zero over --minutes")
     parser.add_argument("--from", dest="start", type=Path, default=None,
