@@ -76,12 +76,13 @@ def superstructure(cell: IndexedCell) -> IndexedCell:
     if len(weak) < MIN_UNEXPLAINED:
         return cell
     q_max = float((np.asarray(cell.q_indexed) + np.asarray(cell.tol_indexed)).max())
-    free = 1.0 - coverage(cell, q_max)
+    covered = coverage(cell, q_max)
+    free = 1.0 - covered
     best, best_tail = cell, SIGNIFICANCE
     for factors in ENLARGEMENTS[cell.system]:
         bigger = enlarged(cell, factors)
         hits = int(lines_explained(bigger, weak).sum())
-        extra = coverage(bigger, q_max) - (1.0 - free)  # the range only the supercell's extra lines cover
+        extra = coverage(bigger, q_max) - covered  # the range only the supercell's extra lines cover
         chance = min(1.0, max(1e-6, extra / max(free, 1e-6)))
         tail = float(binom.sf(hits - 1, len(weak), chance))
         if hits >= MIN_UNEXPLAINED and tail < best_tail:
