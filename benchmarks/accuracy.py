@@ -1,7 +1,8 @@
 """Accuracy of the shipped models on data they never saw: the spglib structures simulated by pymatgen (X-ray and
 neutron) and by powdersym itself with realistic augmentation, the measured RRUFF X-ray patterns, and the measured
-neutron patterns of the GSAS-II tutorials and EasyDiffraction with known space groups. Prints a Markdown table
-(append it to docs/results.md), then per-file top-5 groups of the measured neutron sets and what they skip.
+neutron and X-ray patterns of the GSAS-II tutorials, EasyDiffraction and the IUCr Rietveld pdCIFs with known space
+groups. Prints a Markdown table (append it to docs/results.md), then per-file top-5 groups of the small measured
+sets and what they skip.
 
     python benchmarks/accuracy.py                 # about 10 minutes on 2 CPU cores (simulation: 5 of them)
     python benchmarks/accuracy.py --sets rruff measured-neutron --json out.json
@@ -45,8 +46,9 @@ SETS = {
     "spglib-pymatgen-xray": "xray-cuka", "spglib-pymatgen-neutron": "neutron-cw",
     "spglib-powdersym-xray": "xray-cuka", "spglib-powdersym-neutron": "neutron-cw",
     "rruff": "xray-cuka", "measured-neutron": "neutron-cw", "measured-neutron-tof": "neutron-cw",
+    "measured-xray": "xray-cuka",
 }  # fmt: skip
-PER_FILE = ("measured-neutron", "measured-neutron-tof")  # small sets: every file's top 5 is printed
+PER_FILE = ("measured-neutron", "measured-neutron-tof", "measured-xray")  # small sets: every file's top 5 is printed
 
 
 @cache

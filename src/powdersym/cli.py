@@ -472,7 +472,7 @@ def _progress(items: list, label: str):
 @app.command()
 def evaluate(
     models: list[Path] = typer.Argument(..., help="Models (.safetensors from `powdersym train`, any label set; on their own training file only its recorded test split is used) or shipped ones by instrument name (xray-cuka, neutron-cw); several give one report each and the main paper's Table 4 plot (accuracy vs labelled fraction)."),
-    data: str = typer.Option(..., "--data", "-d", help="Test patterns: a pattern file (.h5 from `powdersym dataset build`), a folder of measured files with labels.csv (file, sg_number[, wavelength, instrument_file, bank, unit]), or a shared set (rruff, spglib-pymatgen-xray/-neutron, spglib-powdersym-xray/-neutron, measured-neutron, measured-neutron-tof)."),
+    data: str = typer.Option(..., "--data", "-d", help="Test patterns: a pattern file (.h5 from `powdersym dataset build`), a folder of measured files with labels.csv (file, sg_number[, wavelength, instrument_file, bank, unit]), or a shared set (rruff, spglib-pymatgen-xray/-neutron, spglib-powdersym-xray/-neutron, measured-neutron, measured-neutron-tof, measured-xray)."),
     out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for report.json, report.md and the figures (a subfolder per model when there are several)."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the PNG figures."),
 ) -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from powdersym.evaluate.sets import load_evaluation_set, measured_neutron_rows, simulate_realistic, spglib_structures
+from powdersym.evaluate.sets import (XRAY_RADIATIONS, load_evaluation_set, measured_rows, simulate_realistic,
+                                     spglib_structures)
 
 # What metadata.csv's notes and the collections' MANIFESTs say is no single-phase nuclear pattern.
 SKIPPED = {
@@ -21,26 +22,38 @@ SKIPPED = {
         "gsas2_tutorials/Mn3O4_POWGEN_20254-2_10K": "magnetic", "gsas2_tutorials/Mn3O4_POWGEN_20255-4_10K": "magnetic",
         "gsas2_tutorials/NAC_POWGEN_22048": "multi-phase", "gsas2_tutorials/NAC_POWGEN_22049": "multi-phase",
     },
+    "measured-xray": {
+        "gsas2_tutorials/NAC_11BM": "multi-phase", "gsas2_tutorials/alphaSi3N4_lab": "multi-phase",
+        "easydiffraction/PbSO4_lab": "duplicate", "iucr_pdcif_cdvae_xrd/av5088sup4": "no single space group",
+        "iucr_pdcif_cdvae_xrd/ck5030Vsup6": "no single space group",
+    },
 }  # fmt: skip
+RADIATIONS = {"measured-neutron": ("neutron_cw",), "measured-neutron-tof": ("neutron_tof",),
+              "measured-xray": XRAY_RADIATIONS}
 
 
-@pytest.mark.parametrize("name", ["measured-neutron", "measured-neutron-tof"])
-def test_measured_neutron_sets_load_and_skip_what_the_metadata_says(shared_data, monkeypatch, name):
+@pytest.mark.parametrize("name", ["measured-neutron", "measured-neutron-tof", "measured-xray"])
+def test_measured_sets_load_and_skip_what_the_metadata_says(shared_data, monkeypatch, name):
     monkeypatch.setenv("POWDERSYM_SHARED_DATA", str(shared_data))
     data = load_evaluation_set(name)
     assert len(data) == len(data.patterns) == len(data.names) >= 8
     assert np.all((data.space_group >= 1) & (data.space_group <= 230))
     assert {key: reason.split(":")[0] for key, reason in data.skipped} == SKIPPED[name]
-    radiation = "neutron_tof" if name.endswith("tof") else "neutron_cw"
-    rows = measured_neutron_rows(shared_data, radiation)
+    rows = measured_rows(shared_data, RADIATIONS[name])
     assert sorted(data.names + list(SKIPPED[name])) == sorted(row["key"] for row in rows)
     for row in rows:  # every magnetic or multi-phase skip is stated in the row's notes
         reason = SKIPPED[name].get(row["key"], "")
         if reason == "magnetic":
             assert "magnetic" in row["notes"].lower() or "FM order" in row["notes"]
         elif reason == "multi-phase":
-            assert "phase" in row["notes"].lower()
+            assert "phase" in row["notes"].lower() or "impurity" in row["notes"]
+        elif reason == "no single space group":
+            assert not row["sg_number"].isdigit()
     assert all(p.unit == ("tof" if name.endswith("tof") else "two_theta") for p in data.patterns)
+    if name == "measured-xray":  # every pattern states its wavelength (pdCIF, instrument file or metadata)
+        assert all(p.wavelength and 0.1 < p.wavelength < 2.3 for p in data.patterns)
+        labels = {row["key"]: int(row["sg_number"]) for row in rows if row["key"] in data.names}
+        assert dict(zip(data.names, data.space_group.tolist())) == labels
 
 
 def test_spglib_structures_carry_the_pymatgen_sets_labels(shared_data):

@@ -135,3 +135,25 @@ def test_weak_orthorhombic_cell_loses_to_a_much_better_monoclinic_one(structure:
     monkeypatch.setattr(index, "MONOCLINIC_FACTOR", math.inf)
     kept = predictor.index_patterns([data.patterns[i]])[0]
     assert kept is not None and kept.system == "orthorhombic" and kept.lines_of and kept.m20 < 25, str(kept)
+
+
+def test_orthorhombic_cell_leaving_lines_unindexed_loses_to_a_monoclinic_one(shared_data: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jadarite on 11-BM (GSAS-II's indexing exercise): an orthorhombic cell of four times the volume indexes 18 of
+    its 20 lines at M20 35 and was accepted; the monoclinic cell indexes all 20 at M20 over 300 and equals the
+    refined cell of the tutorial's CIF (P2_1/c a 6.762, b 13.8016, c 7.6878 Å, beta 124.089 deg; gemmi Niggli)."""
+    folder = shared_data / "measured/gsas2_tutorials"
+    data = folder / "files/FitPeaks/data"
+    pattern = read_pattern(data / "11bmb_6231.fxye", instrument_file=data / "11bmb_6231.prm")
+    found = index_pattern(pattern)
+    assert found is not None and found.system == "monoclinic" and found.n_indexed == found.n_lines, str(found)
+    assert found.m20 > 300, str(found)
+    doc = gemmi.cif.read(str(folder / "files_gsas2_main/Exercises/kryptonite/jadarite.cif"))
+    cif = next(block for block in doc if block.find_value("_cell_length_a"))
+    want = niggli([float(cif.find_value(f"_cell_{n}").split("(")[0]) for n in
+                   ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma")])
+    got = niggli(found.lattice())
+    assert np.abs(got[:3] / want[:3] - 1).max() < 1e-3 and np.abs(got[3:] - want[3:]).max() < 0.1, (got, want)
+    monkeypatch.setattr(index, "MONOCLINIC_FACTOR", math.inf)  # no contest: the orthorhombic cell stays
+    kept = index_pattern(pattern)
+    assert kept is not None and kept.system == "orthorhombic" and kept.n_indexed < kept.n_lines, str(kept)

@@ -7,7 +7,10 @@
 - 'measured-neutron' / 'measured-neutron-tof': the measured neutron patterns of the GSAS-II tutorials and
   EasyDiffraction whose space group is known, constant wavelength and time of flight (the latter for mapping
   onto a constant-wavelength model through d); magnetic, multi-phase and duplicate measurements are listed in
-  `EvaluationSet.skipped`, not loaded.
+  `EvaluationSet.skipped`, not loaded;
+- 'measured-xray': the measured X-ray patterns of the same collections and the IUCr Rietveld pdCIF files (lab Cu
+  and Mo K-alpha, synchrotron; mapped onto the Cu K-alpha model through d): measured X-ray data from other
+  instruments than RRUFF's, skipped as the neutron sets are.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from powdersym.io import MeasuredPattern
 
 SHARED_NAMES = (
     "rruff", "spglib-pymatgen-xray", "spglib-pymatgen-neutron", "spglib-powdersym-xray", "spglib-powdersym-neutron",
-    "measured-neutron", "measured-neutron-tof",
+    "measured-neutron", "measured-neutron-tof", "measured-xray",
 )  # fmt: skip
 CU_KA1 = 1.540593  # Å: RRUFF's Cu K-alpha data are mapped through d with the K-alpha1 line of the model's grid
 SIMULATION_SEED = 20240607  # the spglib-powdersym sets' augmentation draws: fixed, so every run sees the same patterns
@@ -37,10 +40,12 @@ SYMPREC, ANGLE_TOLERANCE = 0.01, 5.0
 # pymatgen reads the spglib POSCARs (VASP 4, no species line) with these placeholder species, one per count group;
 # the powdersym sets use the same atoms, so the two simulators see identical structures.
 PLACEHOLDER_SPECIES = ("H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne")
-MEASURED_COLLECTIONS = ("gsas2_tutorials", "easydiffraction")
+MEASURED_COLLECTIONS = ("gsas2_tutorials", "easydiffraction", "iucr_pdcif_cdvae_xrd")
+XRAY_RADIATIONS = ("xray_lab", "xray_synchrotron")
 INSTRUMENT_SUFFIXES = (".prm", ".inst", ".instprm")
 # Measurements that appear in two collections: (collection, id) -> the one kept.
-DUPLICATES = {("easydiffraction", "PbSO4_D1A"): "gsas2_tutorials/PbSO4_D1A"}
+DUPLICATES = {("easydiffraction", "PbSO4_D1A"): "gsas2_tutorials/PbSO4_D1A",
+              ("easydiffraction", "PbSO4_lab"): "gsas2_tutorials/PbSO4_lab"}  # the same counts, 10-100 deg of 10-160
 
 
 @dataclass
@@ -114,7 +119,9 @@ def load_evaluation_set(name: str | os.PathLike, device: str = "cpu") -> Evaluat
     if name in ("spglib-powdersym-xray", "spglib-powdersym-neutron"):
         return _spglib_powdersym(root, "xray-cuka" if name.endswith("xray") else "neutron-cw", device)
     if name in ("measured-neutron", "measured-neutron-tof"):
-        return _measured_neutron(root, "neutron_tof" if name.endswith("tof") else "neutron_cw")
+        return _measured(root, ("neutron_tof",) if name.endswith("tof") else ("neutron_cw",), name)
+    if name == "measured-xray":
+        return _measured(root, XRAY_RADIATIONS, name)
     raise FileNotFoundError(f"unknown evaluation set {name!r} (shared sets: {', '.join(SHARED_NAMES)}; or an .h5 pattern file, or a folder with labels.csv)")
 
 
@@ -195,9 +202,10 @@ def simulate_realistic(crystals: list, instrument_name: str, seed: int, device: 
     return patterns.float().cpu().numpy()
 
 
-def measured_neutron_rows(root: Path | None = None, radiation: str = "neutron_cw") -> list[dict]:
-    """metadata.csv rows of the measured collections for one radiation ('neutron_cw' or 'neutron_tof'), each
-    with 'collection', 'key' (collection/id) and 'skip' (the reason it is left out, or '')."""
+def measured_rows(root: Path | None = None, radiations: tuple[str, ...] = ("neutron_cw",)) -> list[dict]:
+    """metadata.csv rows of the measured collections for some radiations ('neutron_cw', 'neutron_tof', 'xray_lab',
+    'xray_synchrotron'), each with 'collection', 'key' (collection/id) and 'skip' (the reason it is left out, or
+    '')."""
     base = (root or shared_data_folder()) / "measured"
     rows = []
     for collection in MEASURED_COLLECTIONS:
@@ -206,7 +214,7 @@ def measured_neutron_rows(root: Path | None = None, radiation: str = "neutron_cw
             raise FileNotFoundError(f"{path}: shared measured data not found (it lives in ../shared/data beside the checkout)")
         with open(path, newline="") as handle:
             for row in csv.DictReader(handle):
-                if row["radiation"] != radiation:
+                if row["radiation"] not in radiations:
                     continue
                 row.update(collection=collection, key=f"{collection}/{row['id']}")
                 row["skip"] = skip_reason(row)
@@ -216,8 +224,11 @@ def measured_neutron_rows(root: Path | None = None, radiation: str = "neutron_cw
 
 def skip_reason(row: dict) -> str:
     """Why a metadata row is no single-phase nuclear pattern with one label ('' when it is one): magnetic order
-    (extra peaks the nuclear space group does not explain), a second phase, or a duplicate measurement."""
+    (extra peaks the nuclear space group does not explain), a second phase, a duplicate measurement, or no single
+    space-group number (two phases' '7+29', an incommensurate structure's superspace group)."""
     notes = row.get("notes", "")
+    if not re.fullmatch(r"\s*\d+\s*", row.get("sg_number", "")) or not 1 <= int(row["sg_number"]) <= 230:
+        return f"no single space group: {row.get('sg_number', '')!r} ({row.get('sg_symbol', '')})"
     if (row.get("collection"), row.get("id")) in DUPLICATES:
         return f"duplicate: the same measurement as {DUPLICATES[(row['collection'], row['id'])]}"
     below = re.search(r"magnetic order below ~?\s*([\d.]+)\s*K", notes)
@@ -228,14 +239,14 @@ def skip_reason(row: dict) -> str:
         return ""
     if re.search(r"\bA?FM order|magnetic peaks|magnetic intensity|magnetically ordered", notes):
         return f"magnetic: {notes}"
-    if re.search(r"two-phase|2nd phase|impurity", notes, re.IGNORECASE):
+    if re.search(r"two-phase|multi-phase|2nd phase|impurity", notes, re.IGNORECASE):
         return f"multi-phase: {notes}"
     return ""
 
 
-def _measured_neutron(root: Path, radiation: str) -> EvaluationSet:
+def _measured(root: Path, radiations: tuple[str, ...], name: str) -> EvaluationSet:
     patterns, groups, names, skipped = [], [], [], []
-    for row in measured_neutron_rows(root, radiation):
+    for row in measured_rows(root, radiations):
         if row["skip"]:
             skipped.append((row["key"], row["skip"]))
             continue
@@ -244,11 +255,11 @@ def _measured_neutron(root: Path, radiation: str) -> EvaluationSet:
         patterns.append(pattern)
         groups.append(int(row["sg_number"]))
         names.append(row["key"])
-    kind = "time-of-flight" if radiation == "neutron_tof" else "constant-wavelength"
+    kinds = {"neutron_tof": "time-of-flight neutron", "neutron_cw": "constant-wavelength neutron"}
+    kind = kinds.get(radiations[0], "X-ray")
     return EvaluationSet(
-        name="measured-neutron-tof" if radiation == "neutron_tof" else "measured-neutron",
-        description=f"{len(patterns)} measured {kind} neutron patterns with known space groups "
-                    f"(GSAS-II tutorials, EasyDiffraction; {len(skipped)} skipped)",
+        name=name, description=f"{len(patterns)} measured {kind} patterns with known space groups "
+                               f"(GSAS-II tutorials, EasyDiffraction, IUCr pdCIF; {len(skipped)} skipped)",
         patterns=patterns, space_group=np.array(groups, dtype=int), names=names, skipped=skipped,
     )  # fmt: skip
 
@@ -262,6 +273,10 @@ def _read_measured(folder: Path, row: dict) -> MeasuredPattern:
     options: dict[str, Any] = {"instrument_file": instrument[0]} if instrument else {}
     if not instrument and row["radiation"] == "neutron_cw":
         options["wavelength"] = float(row["wavelength_A"])
+    stated = re.fullmatch(r"\s*([\d.]+)\s*", row["wavelength_A"])
+    if not instrument and row["radiation"] in XRAY_RADIATIONS and stated and "wavelength" not in options:
+        pattern = _best_bank(data, options)  # pdCIF files state their wavelengths; a plain column file may not
+        return pattern if pattern.wavelength else _best_bank(data, options | {"wavelength": float(stated.group(1))})
     calibration = re.search(r"TOF\s*=\s*([-+]?[\d.]+)\s*([-+])\s*([\d.]+)\s*\*\s*d\s*([-+])\s*([\d.]+)\s*\*\s*d\^2",
                             row["tof_calibration"])  # fmt: skip
     if calibration and not instrument:  # EasyDiffraction: 'TOF = ZERO + DIFC*d - DIFA*d^2'

@@ -877,9 +877,12 @@ def _index_peaks(peaks: PeakPositions, systems: tuple[str, ...], choose: dict) -
             recounted = {system: cell for system, cell in recounted.items() if cell is not None and cell.lines_of}
             found = choose_cell(recounted, **({"min_m20": MIN_M20_GROUP} | choose))
     # last: four parameters fit more lines by chance. An orthorhombic cell accepted with its group's lines counted
-    # (from M20 12) is contested: a monoclinic cell indexing as many lines at MONOCLINIC_FACTOR times its M20 wins (on
-    # the pymatgen X-ray patterns, P2 and P2_1 cells of M20 120 and 3,000 had lost to such cells of M20 18 and 20)
-    contested = found is not None and found.system == "orthorhombic" and found.lines_of != 0
+    # (from M20 12), or one that leaves lines unindexed, is contested: a monoclinic cell indexing as many lines at
+    # MONOCLINIC_FACTOR times its M20 wins (on the pymatgen X-ray patterns, P2 and P2_1 cells of M20 120 and 3,000 had
+    # lost to such cells of M20 18 and 20; jadarite on 11-BM, its M20 609 cell from 20 of 20 lines to a cell of four
+    # times its volume, M20 35 from 18; no cell of RRUFF or the pymatgen X-ray set changes)
+    unindexed = found is not None and found.n_indexed < found.n_lines
+    contested = found is not None and found.system == "orthorhombic" and (found.lines_of != 0 or unindexed)
     if (found is None or contested) and "monoclinic" in systems:
         mono = choose_cell(index_cells(peaks, ("monoclinic",)), **(MONOCLINIC_LIMITS | choose))
         if found is None or (mono is not None and mono.n_indexed >= found.n_indexed
