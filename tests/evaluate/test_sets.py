@@ -52,8 +52,6 @@ def test_measured_sets_load_and_skip_what_the_metadata_says(shared_data, monkeyp
     assert all(p.unit == ("tof" if name.endswith("tof") else "two_theta") for p in data.patterns)
     if name == "measured-xray":  # every pattern states its wavelength (pdCIF, instrument file or metadata)
         assert all(p.wavelength and 0.1 < p.wavelength < 2.3 for p in data.patterns)
-        labels = {row["key"]: int(row["sg_number"]) for row in rows if row["key"] in data.names}
-        assert dict(zip(data.names, data.space_group.tolist())) == labels
 
 
 def test_spglib_structures_carry_the_pymatgen_sets_labels(shared_data):

@@ -274,7 +274,7 @@ def _read_measured(folder: Path, row: dict) -> MeasuredPattern:
     if not instrument and row["radiation"] == "neutron_cw":
         options["wavelength"] = float(row["wavelength_A"])
     stated = re.fullmatch(r"\s*([\d.]+)\s*", row["wavelength_A"])
-    if not instrument and row["radiation"] in XRAY_RADIATIONS and stated and "wavelength" not in options:
+    if not instrument and row["radiation"] in XRAY_RADIATIONS and stated:
         pattern = _best_bank(data, options)  # pdCIF files state their wavelengths; a plain column file may not
         return pattern if pattern.wavelength else _best_bank(data, options | {"wavelength": float(stated.group(1))})
     calibration = re.search(r"TOF\s*=\s*([-+]?[\d.]+)\s*([-+])\s*([\d.]+)\s*\*\s*d\s*([-+])\s*([\d.]+)\s*\*\s*d\^2",
