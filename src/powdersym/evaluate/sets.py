@@ -265,8 +265,9 @@ def _measured(root: Path, radiations: tuple[str, ...], name: str) -> EvaluationS
 
 
 def _read_measured(folder: Path, row: dict) -> MeasuredPattern:
-    """One pattern of a metadata row: its instrument file, wavelength or ToF calibration as the row says; a
-    multi-bank file gives the bank that covers most of the d range of the neutron-cw model."""
+    """One pattern of a metadata row: its instrument file, wavelength or ToF calibration as the row says (an X-ray
+    file's own wavelength first, the row's where the file states none); a multi-bank file gives the bank that covers
+    most of the d range of the neutron-cw model."""
     files = [f.strip() for f in row["files"].split(";")]
     data = folder / re.sub(r"\s*\(.*\)$", "", files[0])  # 'archive.tar.gz (61 GSAS .gda files ...)'
     instrument = [folder / f for f in files[1:] if f.lower().endswith(INSTRUMENT_SUFFIXES)]
