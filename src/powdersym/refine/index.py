@@ -835,9 +835,8 @@ def index_pattern(
     the strongest (lower it only for clean data: on RRUFF 0.02 picked up noise). A pattern whose noise reaches the
     threshold is indexed from its `denoised` copy (`denoise=False`: as it is); one that is not and shows fewer than
     RETRY_LINES lines is indexed again from its lines down to RETRY_THRESHOLD (`_keeps` chooses between the two
-    cells). The cell carries the weaker lines of
-    its range (`weak_lines`) for `refine.extinction`, and is enlarged where weak lines it leaves unexplained are a
-    superstructure's (`refine.supercell`)."""
+    cells). The cell carries the weaker lines of its range (`weak_lines`) for `refine.extinction`, and is enlarged
+    where weak lines it leaves unexplained are a superstructure's (`refine.supercell`)."""
     quiet = denoised(pattern, threshold) if denoise else None
     source = pattern if quiet is None else quiet
     # on RRUFF the denoised copy gives 11 more cells of the right lattice, 1 of a wrong one; none of the noisy
