@@ -925,15 +925,10 @@ def _keeps(first: IndexedCell, again: IndexedCell, more: PeakPositions, threshol
     RETRY_THRESHOLD: where `again` is of the same system and indexes no more lines, or of a lower symmetry
     (later in SYSTEMS) while every line `first` leaves unexplained is weaker than the threshold (a weak impurity or
     artefact line does not outvote a higher-symmetry cell; a split strong line does)."""
+    from powdersym.refine.extinction import lines_explained  # it imports this module
+
     rank, rank_again = SYSTEMS.index(first.system), SYSTEMS.index(again.system)
     if rank_again == rank:
         return again.n_indexed <= first.n_indexed
-    return rank_again > rank and bool(np.all(more.height[_unexplained(first, more)] < threshold))
-
-
-def _unexplained(cell: IndexedCell, peaks: PeakPositions) -> np.ndarray:
-    """Mask of the lines of `peaks` no line of `cell` (its zero shift applied) falls within tolerance of."""
-    q = peaks.q - peaks.slope * cell.zero
-    tol = np.abs(peaks.slope) * peaks.tolerance
-    calc = 1.0 / cell.line_d(0.98 / math.sqrt(q.max() + tol.max())) ** 2
-    return np.abs(q[:, None] - calc[None, :]).min(1) > tol if len(calc) else np.ones(len(q), bool)
+    unexplained = ~lines_explained(first, more.q - more.slope * first.zero)
+    return rank_again > rank and bool(np.all(more.height[unexplained] < threshold))
