@@ -83,7 +83,7 @@ def compare(ours_x, ours_y, ref_x, ref_y) -> str | None:
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize("radiation", ["xray", "neutron"])
-def test_every_spglib_structure_matches_pymatgen(spglib_poscars, radiation):
+def test_spglib_structures_match_pymatgen(spglib_poscars, radiation):
     if radiation == "xray":
         inst = preset("xray-cuka", wavelengths=(WAVELENGTH,), wavelength_weights=(1.0,))
         calc, rad = XRDCalculator(wavelength=WAVELENGTH), PymatgenFormFactors()
