@@ -20,7 +20,7 @@ from powdersym.refine.extinction import forbidden_lines
 from powdersym.evaluate.sets import load_evaluation_set
 from powdersym.refine.index import (
     HIGH_SYMMETRY, MIN_M20, MIN_M20_GROUP, MIN_M20_MONOCLINIC, RETRY_LINES, SYSTEMS, allowed_unindexed, centring_allows,
-    choose_cell, denoised,
+    choose_cell, denoised, orders_of_one_spacing,
 )
 from powdersym.simulate import preset, simulate
 from powdersym.structures import read_structure
@@ -193,6 +193,30 @@ def test_choice_between_systems() -> None:
     assert choose_cell({"orthorhombic": _cell("orthorhombic", 90, 14, n_lines=14, n_calculated=60)}) is None
     assert choose_cell({"orthorhombic": _cell("orthorhombic", 110, 14, n_lines=14, n_calculated=60)}).system == "orthorhombic"
     assert choose_cell({"tetragonal": _cell("tetragonal", 500, 9, n_lines=9, n_calculated=30)}) is None
+
+
+def _lines(d: np.ndarray, heights: np.ndarray, fwhm: float = 0.08) -> MeasuredPattern:
+    """Gaussian lines at spacings d (Å) on a flat background, Cu K-alpha1, 5-90 deg 2theta."""
+    x = np.arange(5.0, 90.0, 0.01)
+    centres = 2 * np.degrees(np.arcsin(1.5406 / (2 * d)))
+    y = 100 + (1e4 * heights[:, None] * np.exp(-4 * np.log(2) * ((x - centres[:, None]) / fwhm) ** 2)).sum(0)
+    return MeasuredPattern(x, y, None, "two_theta", wavelength=1.5406)
+
+
+def test_orders_of_one_spacing_are_no_lattice() -> None:
+    # the 001-007 lines of a 14.2 Å layer silicate lying flat, and one impurity line (calcite's 104 at 3.035 Å):
+    # a cubic P cell of a = 14.2 Å puts its h00 lines on them (M = 1, 4, 9 ... 49), but they show one spacing only
+    d = np.append(14.2 / np.arange(1, 8), 3.035)
+    pattern = _lines(d, np.array([1.0, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.25]))
+    cubic = index_cells(find_peaks(pattern), ("cubic",))["cubic"]
+    assert cubic is not None and abs(cubic.a - 14.2) < 0.05 and cubic.m20 >= MIN_M20
+    assert orders_of_one_spacing(cubic)
+    assert index_pattern(pattern) is None
+    # a primitive cubic cell's own lines (M = 1, 2, 3, 4, 5, 6, 8, 9: 110, 111, 210 ... are no orders of 100) stand
+    m = np.array([1, 2, 3, 4, 5, 6, 8, 9])
+    found = index_pattern(_lines(6.0 / np.sqrt(m), np.linspace(1.0, 0.3, len(m))))
+    assert found is not None and found.system == "cubic" and not orders_of_one_spacing(found)
+    assert not orders_of_one_spacing(_cell("cubic", 100, 20))  # no lines recorded
 
 
 def test_restriction_keeps_only_the_indexed_lattice() -> None:
