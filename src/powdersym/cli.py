@@ -443,6 +443,7 @@ def predict(
 
         cells = predictor.index_patterns(patterns, progress="indexing" if len(patterns) >= PROGRESS_FROM else None)
         results = predictor.predict_arrays(np.stack([p.y for p in prepared]), [str(f) for f in files], np.array([p.coverage for p in prepared]), cells)
+        results = predictor.with_spacings(results, patterns, cells)
         if plot is not None:
             plot.mkdir(parents=True, exist_ok=True)
             for path, item, cell in zip(files, prepared, cells):

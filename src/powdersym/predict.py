@@ -114,6 +114,7 @@ class Prediction:
     model: str
     prior: str = "trained"  # class prior of the probabilities: known (crystals' frequencies) or trained
     indexed: dict | None = None  # the cell the peak positions index (IndexedCell.to_dict, + groups_ruled_out)
+    one_spacing: float | None = None  # Å: no cell, the lines being this spacing's orders (refine.index.one_spacing)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -145,6 +146,9 @@ class Prediction:
                 lines.append(f"  systematic absences: {cell['groups_ruled_out']} of its groups forbid an observed line "
                              "and are down-weighted")
         elif self.lattice is not None:
+            if self.one_spacing is not None:
+                lines.append(f"  the lines are orders of one spacing, d = {self.one_spacing:.3f} Å (d, d/2, d/3 ...: "
+                             "platy crystallites lying flat?); they index no lattice")
             a, b, c, al, be, ga = self.lattice
             lines.append(f"  lattice estimate a {a:.2f} b {b:.2f} c {c:.2f} Å, alpha {al:.1f} beta {be:.1f} gamma {ga:.1f} deg")
         if self.coverage < 0.999:
@@ -363,8 +367,20 @@ class Predictor:
 
     def predict_patterns(self, patterns: list) -> list[Prediction]:
         prepared = self.prepare(patterns)
-        return self.predict_arrays(np.stack([p.y for p in prepared]), [p.source for p in prepared],
-                                   np.array([p.coverage for p in prepared]), self.index_patterns(patterns))
+        cells = self.index_patterns(patterns)
+        out = self.predict_arrays(np.stack([p.y for p in prepared]), [p.source for p in prepared],
+                                  np.array([p.coverage for p in prepared]), cells)
+        return self.with_spacings(out, patterns, cells)
+
+    def with_spacings(self, predictions: list[Prediction], patterns: list, cells: list) -> list[Prediction]:
+        """The predictions, those of patterns that index no cell because their lines are the orders of one spacing
+        (a platy sample lying flat) saying which (`Prediction.one_spacing`; refine.index.pattern_spacing)."""
+        from powdersym.refine.index import pattern_spacing
+
+        for prediction, pattern, cell in zip(predictions, patterns, cells):
+            if self.index and cell is None:
+                prediction.one_spacing = pattern_spacing(pattern, self.doublet_of(pattern))
+        return predictions
 
     def predict_file(self, path: str | os.PathLike, **read_options: Any) -> Prediction:
         return self.predict_files([path], **read_options)[0]

@@ -64,6 +64,20 @@ def test_predict_a_measured_neutron_file(shared_data):
     assert len(entry["lattice"]) == 6 and 0 < entry["coverage"] <= 1
 
 
+def test_predict_says_when_lines_are_orders_of_one_spacing(tmp_path):
+    # 001-007 of a 14.2 Å layer silicate lying flat (no other line): no cell, and the file's result says why
+    x = np.arange(5.0, 90.0, 0.01)
+    centres = 2 * np.degrees(np.arcsin(1.5406 / (2 * 14.2 / np.arange(1, 8))))
+    y = 100 + 1e4 * np.exp(-4 * np.log(2) * ((x - centres[:, None]) / 0.08) ** 2).sum(0)
+    np.savetxt(tmp_path / "clay.xy", np.c_[x, y])
+    text = runner.invoke(app, ["predict", str(tmp_path / "clay.xy"), "--wavelength", "1.5406"])
+    assert text.exit_code == 0, text.output
+    assert "orders of one spacing, d = 14.2" in text.output and "peak positions index" not in text.output
+    result = runner.invoke(app, ["predict", str(tmp_path / "clay.xy"), "--wavelength", "1.5406", "--json"])
+    (entry,) = json.loads(result.output)
+    assert entry["indexed"] is None and abs(entry["one_spacing"] - 14.2) < 0.01
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -20,7 +20,7 @@ from powdersym.refine.extinction import forbidden_lines
 from powdersym.evaluate.sets import load_evaluation_set
 from powdersym.refine.index import (
     HIGH_SYMMETRY, MIN_M20, MIN_M20_GROUP, MIN_M20_MONOCLINIC, RETRY_LINES, SYSTEMS, allowed_unindexed, centring_allows,
-    choose_cell, denoised, orders_of_one_spacing,
+    choose_cell, denoised, one_spacing, pattern_spacing,
 )
 from powdersym.simulate import preset, simulate
 from powdersym.structures import read_structure
@@ -210,13 +210,35 @@ def test_orders_of_one_spacing_are_no_lattice() -> None:
     pattern = _lines(d, np.array([1.0, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.25]))
     cubic = index_cells(find_peaks(pattern), ("cubic",))["cubic"]
     assert cubic is not None and abs(cubic.a - 14.2) < 0.05 and cubic.m20 >= MIN_M20
-    assert orders_of_one_spacing(cubic)
+    assert abs(one_spacing(cubic.q_indexed, cubic.tol_indexed) - 14.2) < 0.01
     assert index_pattern(pattern) is None
+    assert abs(pattern_spacing(pattern) - 14.2) < 0.01
+    # predict says why there is no cell
+    prediction = Predictor.for_instrument("xray-cuka").predict_patterns([pattern])[0]
+    assert prediction.indexed is None and abs(prediction.one_spacing - 14.2) < 0.01
+    assert "orders of one spacing, d = 14.2" in str(prediction) and prediction.to_dict()["one_spacing"] == prediction.one_spacing
     # a primitive cubic cell's own lines (M = 1, 2, 3, 4, 5, 6, 8, 9: 110, 111, 210 ... are no orders of 100) stand
     m = np.array([1, 2, 3, 4, 5, 6, 8, 9])
-    found = index_pattern(_lines(6.0 / np.sqrt(m), np.linspace(1.0, 0.3, len(m))))
-    assert found is not None and found.system == "cubic" and not orders_of_one_spacing(found)
-    assert not orders_of_one_spacing(_cell("cubic", 100, 20))  # no lines recorded
+    cubic_pattern = _lines(6.0 / np.sqrt(m), np.linspace(1.0, 0.3, len(m)))
+    found = index_pattern(cubic_pattern)
+    assert found is not None and found.system == "cubic" and one_spacing(found.q_indexed, found.tol_indexed) is None
+    assert pattern_spacing(cubic_pattern) is None
+    assert one_spacing(np.zeros(0), np.zeros(0)) is None
+
+
+def test_high_orders_of_a_vague_long_spacing_are_no_series() -> None:
+    # the lines of a pymatgen-simulated neutron pattern (spglib's POSCAR-050-2) indexed with a first line at 20.8 Å
+    # whose Q is known to 5 %: its orders 6-18 lie so close together that 15 unrelated lines fall on them within
+    # that misfit times n^2; those orders prove nothing
+    d = np.array([20.782, 3.807, 3.466, 2.648, 2.423, 2.149, 2.08, 1.936, 1.885, 1.726, 1.699, 1.696, 1.417, 1.369,
+                  1.305, 1.288, 1.276, 1.192, 1.174, 1.155])
+    q = 1 / d**2
+    tol = 0.003 * q
+    tol[0] = 0.05 * q[0]
+    assert one_spacing(q, tol) is None
+    # the same first line with its own orders 1-7 and one other line is a series
+    q = np.append(q[0] * np.arange(1, 8) ** 2, q[1])
+    assert abs(one_spacing(q, 0.003 * q) - 20.782) < 1e-3
 
 
 def test_restriction_keeps_only_the_indexed_lattice() -> None:

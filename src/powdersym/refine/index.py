@@ -20,9 +20,9 @@ exhaustively:
 `index_pattern(pattern)` returns the cell a crystallographer would accept (`choose_cell`: M20 >= 20, at most 6
 calculated lines per indexed one, no unindexed line among 7 or fewer, one among 8-11, two among more; M20 >= 50
 from fewer than 12 lines; a cell of two or three parameters only from >= 10 lines, with M20 >= 100 from fewer
-than 16; none whose indexed lines are all but one the orders d, d/2, d/3 ... of one spacing, the 00l series of a
-platy crystal lying flat; of the cells indexing the most lines the cubic one when its M20 is within a factor 2 of
-the best) or None. Where none is accepted, `centred_cubic` looks for the cubic cell of a mixture's main phase (three quarters of
+than 16; none whose indexed lines are, at least 5 and three quarters of them, the orders d, d/2, d/3 ... of one
+spacing, the 00l series of a platy crystal lying flat; of the cells indexing the most lines the cubic one when its
+M20 is within a factor 2 of the best) or None. Where none is accepted, `centred_cubic` looks for the cubic cell of a mixture's main phase (three quarters of
 the lines, the strongest among them, M20 >= 100 counting the lines of its P, I or F centring). An orthorhombic
 cell is searched only where no cubic, tetragonal or hexagonal one is accepted: the higher symmetry wins. Where
 still none is, each tetragonal, hexagonal and orthorhombic best cell is scored again with N20 counting only the
@@ -68,9 +68,11 @@ SPACE_GROUP_RANGES = {"cubic": (195, 230), "tetragonal": (75, 142), "hexagonal":
 MAX_UNINDEXED = 2
 MIN_M20 = 20.0  # de Wolff's M20 a cell needs to be accepted
 MAX_LINE_RATIO = 6.0  # calculated lines per indexed line beyond which a cell is too large to accept
-# a cell whose indexed lines, all but one and at least this many, are orders n = 1, 2, 3 ... of one spacing rests on
-# one reflection's orders (`orders_of_one_spacing`)
-MIN_ORDERS = 4
+# lines that are orders n = 1, 2, 3 ... of one spacing, at least this many and this fraction of them, show that
+# spacing only (`one_spacing`): on RRUFF and the pymatgen X-ray set, two patterns' lines and no other accepted cell
+# met even 4 and 60 %
+MIN_ORDERS, ORDERS_FRACTION = 5, 0.75
+ORDER_WINDOW = 0.125  # an order's tolerance window at most this fraction of the gap to the next (a chance line: 1/4)
 _MIN_LINES = 10  # observed lines a cell of two or three parameters needs (choose_cell) ...
 _SHORT_LINES, _MIN_M20_SHORT = 16, 100.0  # ... and M20 >= 100 from fewer than 16
 _FIRST_LINES = 6  # lines whose pairs give trial cells ...
@@ -812,7 +814,7 @@ def choose_cell(
     right tetragonal cells on RRUFF, none from 200 patterns of 8-11 random lines), and `min_cubic_lines` indexed for a
     cubic one. Of those, the cells that index the most lines compete: the cubic one
     when its M20 is within `symmetry_factor` of the best (a cubic pattern also indexes, less well, as tetragonal),
-    else the best M20. None rests on the orders of one spacing (`orders_of_one_spacing`).
+    else the best M20. None whose indexed lines are the orders of one spacing (`one_spacing`).
     """
     accepted = [
         cell for system, cell in cells.items()
@@ -820,7 +822,7 @@ def choose_cell(
         and cell.n_calculated <= max_line_ratio * cell.n_indexed
         and (cell.n_indexed >= min_cubic_lines if system == "cubic" else cell.n_lines >= min_lines
              and (cell.n_lines >= short_lines or cell.m20 >= min_m20_short))
-        and not orders_of_one_spacing(cell)
+        and one_spacing(cell.q_indexed, cell.tol_indexed) is None
     ]  # fmt: skip
     if not accepted:
         return None
@@ -831,20 +833,34 @@ def choose_cell(
     return cubic[0] if cubic and cubic[0].m20 >= symmetry_factor * best.m20 else best
 
 
-def orders_of_one_spacing(cell: IndexedCell, min_orders: int = MIN_ORDERS) -> bool:
-    """Whether the cell's indexed lines are, all but one and at least `min_orders` of them, the orders n = 1, 2, 3 ...
-    of the first or second (d, d/2, d/3 ...). That is one reflection's series (the 00l lines of a layer silicate
-    whose platelets lie flat), which any cell with that spacing indexes, not evidence of a lattice: a cubic P cell
-    of a = 14.2 Å indexed two monoclinic chlorite-like RRUFF patterns from 001-007 at M20 94 and 120, and the
-    network then called Pm-3m with 0.97 certainty."""
-    q = np.sort(cell.q_indexed)
-    tol = cell.tol_indexed[np.argsort(cell.q_indexed)]
+def one_spacing(q: np.ndarray, tol: np.ndarray) -> float | None:
+    """The spacing d (Å) of the first or second of lines at Q [n] (tolerances tol [n]) when at least MIN_ORDERS of
+    them, and ORDERS_FRACTION of all, are its orders n = 1, 2, 3 ... (d, d/2, d/3 ...); else None. Such lines are
+    one reflection's series (the 00l lines of a layer silicate whose platelets lie flat), which any cell with that
+    spacing indexes: they are no evidence of a lattice. A cubic P cell of a = 14.2 Å indexed two monoclinic
+    chlorite-like RRUFF patterns from 001-007 at M20 94 and 120, and the network then called Pm-3m with 0.97 and
+    0.98 certainty. A lattice's own lines are not orders of one line: a cubic P one shows 110 and 111."""
+    order_by_q = np.argsort(q)
+    q, tol = np.asarray(q)[order_by_q], np.asarray(tol)[order_by_q]
     for base in range(min(2, len(q))):
         order = np.round(np.sqrt(q / q[base]))
-        on = (order >= 1) & (np.abs(order**2 * q[base] - q) <= tol + order**2 * tol[base])
-        if on.sum() >= max(min_orders, len(q) - 1):
-            return True
-    return False
+        window = tol + order**2 * tol[base]  # the base line's misfit grows with n^2
+        # an order counts only where its window is narrow against the gap to the next order ((2n + 1) Q_base): on a
+        # neutron pattern, n = 6-18 of a 20.8 Å line whose Q is known to ~10 % matched 15 of 20 unrelated lines
+        distinct = window <= ORDER_WINDOW * (2 * order + 1) * q[base]
+        on = (order >= 1) & distinct & (np.abs(order**2 * q[base] - q) <= window)
+        if on.sum() >= max(MIN_ORDERS, ORDERS_FRACTION * len(q)):
+            return float(1 / math.sqrt(q[base]))
+    return None
+
+
+def pattern_spacing(pattern: MeasuredPattern, doublet: tuple[float, float] | None = None,
+                    threshold: float = 0.05) -> float | None:
+    """`one_spacing` of a pattern's lines above `threshold`, found as `index_pattern` finds them: what to tell a user
+    whose pattern gives no cell because its lines are one spacing's orders (a platy sample lying flat)."""
+    quiet = denoised(pattern, threshold)
+    peaks = find_peaks(pattern if quiet is None else quiet, threshold=threshold, doublet=doublet)
+    return one_spacing(peaks.q, np.abs(peaks.slope) * peaks.tolerance)
 
 
 def index_pattern(
@@ -904,7 +920,7 @@ def _index_peaks(peaks: PeakPositions, systems: tuple[str, ...], choose: dict) -
     found = choose_cell(high, **choose)
     if found is None and "cubic" in systems:  # the main phase of a mixture, or few lines of a centred cell
         found = centred_cubic(peaks)
-        found = None if found is not None and orders_of_one_spacing(found) else found
+        found = None if found is not None and one_spacing(found.q_indexed, found.tol_indexed) else found
     low = index_cells(peaks, ("orthorhombic",)) if found is None and enough and "orthorhombic" in systems else {}
     if found is None and low:  # the higher symmetry wins where both index
         found = choose_cell(low, **choose)
