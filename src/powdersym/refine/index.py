@@ -22,11 +22,12 @@ calculated lines per indexed one, no unindexed line among 7 or fewer, one among 
 from fewer than 12 lines; a cell of two or three parameters only from >= 10 lines, with M20 >= 100 from fewer
 than 16; none whose indexed lines are, at least 5 and three quarters of them, the orders d, d/2, d/3 ... of one
 spacing, the 00l series of a platy crystal lying flat; of the cells indexing the most lines the cubic one when its
-M20 is within a factor 2 of the best) or None. Where none is accepted, `centred_cubic` looks for the cubic cell of a mixture's main phase (three quarters of
-the lines, the strongest among them, M20 >= 100 counting the lines of its P, I or F centring). An orthorhombic
-cell is searched only where no cubic, tetragonal or hexagonal one is accepted: the higher symmetry wins. Where
-still none is, each tetragonal, hexagonal and orthorhombic best cell is scored again with N20 counting only the
-lines of the group of its lattice that allows the fewest without forbidding an indexed one
+M20 is within a factor 2 of the best) or None. Where none is accepted, `centred_cubic` looks for the cubic cell of
+a mixture's main phase (three quarters of the lines, the strongest among them, M20 >= 100 counting the lines of its
+P, I or F centring). An orthorhombic cell is searched only where no cubic, tetragonal or hexagonal one is
+accepted: the higher symmetry wins. Where still none is, each tetragonal, hexagonal and orthorhombic best cell is
+scored again with N20 counting only the lines of the group of its lattice that allows the fewest without forbidding
+an indexed one
 (`refine.extinction.group_counted`, DICVOL's M20 for an extinction symbol; `IndexedCell.lines_of` names the
 group), and accepted from M20 12. Last, from 18 or more lines, a monoclinic cell (`refine.monoclinic`): M20 >= 10
 counting its centring's lines, at most one line unindexed and 4.5 calculated lines per indexed one. It is also
@@ -72,7 +73,7 @@ MAX_LINE_RATIO = 6.0  # calculated lines per indexed line beyond which a cell is
 # spacing only (`one_spacing`): on RRUFF and the pymatgen X-ray set, two patterns' lines and no other accepted cell
 # met even 4 and 60 %
 MIN_ORDERS, ORDERS_FRACTION = 5, 0.75
-ORDER_WINDOW = 0.125  # an order's tolerance window at most this fraction of the gap to the next (a chance line: 1/4)
+ORDER_WINDOW = 0.125  # an order's window at most this fraction of the gap to the next: a random line falls in 1 of 4
 _MIN_LINES = 10  # observed lines a cell of two or three parameters needs (choose_cell) ...
 _SHORT_LINES, _MIN_M20_SHORT = 16, 100.0  # ... and M20 >= 100 from fewer than 16
 _FIRST_LINES = 6  # lines whose pairs give trial cells ...
