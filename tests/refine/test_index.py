@@ -372,6 +372,8 @@ def test_any_finite_pattern_indexes_or_gives_none(y: np.ndarray, unit: str) -> N
     if found is not None:  # the M20 limit of the path that accepted it
         limit = MIN_M20_MONOCLINIC if found.system == "monoclinic" else MIN_M20_GROUP if found.lines_of else MIN_M20
         assert found.m20 >= limit and found.a > 0 and found.c > 0 and np.isfinite(found.lattice()).all()
+    spacing = pattern_spacing(pattern)  # what predict tells about a pattern without a cell
+    assert spacing is None or (np.isfinite(spacing) and spacing > 0)
 
 
 def test_lines_of_an_indexed_cell() -> None:
