@@ -28,8 +28,8 @@ P, I or F centring). An orthorhombic cell is searched only where no cubic, tetra
 accepted: the higher symmetry wins. Where still none is, each tetragonal, hexagonal and orthorhombic best cell is
 scored again with N20 counting only the lines of the group of its lattice that allows the fewest without forbidding
 an indexed one (`refine.extinction.group_counted`, DICVOL's M20 for an extinction symbol; `IndexedCell.lines_of`
-names the group), and accepted from M20 12. Last, from 18 or more lines, a monoclinic cell (`refine.monoclinic`): M20 >= 10
-counting its centring's lines, at most one line unindexed and 4.5 calculated lines per indexed one. It is also
+names the group), and accepted from M20 12. Last, from 18 or more lines, a monoclinic cell (`refine.monoclinic`):
+M20 >= 10 counting its centring's lines, at most one line unindexed and 4.5 calculated lines per indexed one. It is also
 searched where the accepted cell is orthorhombic with its group's lines counted or with lines unindexed, and
 replaces it when it indexes as many lines with twice the M20 (a monoclinic lattice indexes at least as well by
 chance: only a clear margin counts). These limits were set on the development RRUFF patterns and the
